@@ -1,0 +1,75 @@
+"""The ``unspeech`` console entry point.
+
+Each subcommand lives in ``unspeech/commands/<name>.py`` and provides
+``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when their
+command runs, so ``unspeech cluster`` never pays for TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+from unspeech.errors import UnspeechError
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "fbank": ("unspeech.commands.fbank", "audio (wav.scp / folder) -> Kaldi fbank feats.ark/scp"),
+    "synth": ("unspeech.commands.synth", "generate a synthetic multi-speaker corpus with ground truth"),
+    "train": ("unspeech.commands.train", "train the context model (same flags as unsup_model_neg.py)"),
+    "gen-feat": ("unspeech.commands.gen_feat", "export embeddings as Kaldi features (ivector_online)"),
+    "cluster": ("unspeech.commands.cluster", "cluster utterances into pseudo-speakers (same flags as cluster.py)"),
+    "uisrnn": ("unspeech.commands.uisrnn", "train / apply the supervised UIS-RNN diarization stage"),
+    "diarize": ("unspeech.commands.diarize", "audio in, RTTM out"),
+    "score": ("unspeech.commands.score", "DER / JER of hypothesis RTTM against reference RTTM"),
+}
+
+
+def _load(name: str):
+    module, _ = COMMANDS[name]
+    return importlib.import_module(module)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``unspeech <command> ...``; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="unspeech", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=sorted(COMMANDS), help="subcommand")
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        print("\ncommands:")
+        for name, (_, text) in sorted(COMMANDS.items()):
+            print(f"  {name:10s} {text}")
+        return 0 if argv else 2
+    name = argv[0]
+    if name not in COMMANDS:
+        parser.error(f"unknown command {name!r}; choose from {', '.join(sorted(COMMANDS))}")
+    module = _load(name)
+    sub = argparse.ArgumentParser(prog=f"unspeech {name}", description=COMMANDS[name][1])
+    module.add_arguments(sub)
+    args = sub.parse_args(argv[1:])
+    return run_command(f"unspeech {name}", module.run, args)
+
+
+def run_command(prog: str, func, args) -> int:
+    """Call ``func(args)``; turn user errors into one line on stderr and exit code 1."""
+    logging.basicConfig(
+        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+    )
+    try:
+        code = func(args)
+    except UnspeechError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``unspeech`` CLI, one module each (see :mod:`unspeech.cli`)."""
