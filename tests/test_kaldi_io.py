@@ -1,0 +1,198 @@
+"""Kaldi ark/scp reading and writing: round trips, kaldiio agreement, and every bad-input path."""
+
+import gzip
+import shutil
+
+import kaldiio
+import numpy as np
+import pytest
+
+from unspeech import kaldi_io
+from unspeech.errors import ConfigError, DataError
+
+
+def _mats(n=4, dim=5, dtype=np.float32, seed=0):
+    rng = np.random.default_rng(seed)
+    return {f"utt{i}": rng.standard_normal((3 + i, dim)).astype(dtype) for i in range(n)}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("ids", [["a", "b"], ["spk-ä-1", "說話人-2"]])
+def test_round_trip_ark_and_scp(tmp_path, dtype, ids):
+    mats = {u: np.arange(12, dtype=dtype).reshape(3, 4) + i for i, u in enumerate(ids)}
+    mats["empty"] = np.zeros((0, 4), dtype=dtype)
+    n = kaldi_io.write_mats(tmp_path / "x.ark", mats.items(), tmp_path / "x.scp", dtype=dtype)
+    assert n == 3
+    for spec in (tmp_path / "x.ark", f"scp:{tmp_path / 'x.scp'}", f"ark:{tmp_path / 'x.ark'}"):
+        ids_read, feats = kaldi_io.load_mats(spec)
+        assert ids_read == list(mats)
+        for u, f in zip(ids_read, feats):
+            assert f.dtype == np.dtype(dtype)
+            np.testing.assert_array_equal(f, mats[u])
+    # kaldiio reads what we write
+    for u, f in kaldiio.load_scp(str(tmp_path / "x.scp")).items():
+        np.testing.assert_array_equal(f, mats[u])
+
+
+def test_vectors_and_text_ark(tmp_path):
+    items = [("m", np.ones((2, 3), np.float32)), ("v", np.arange(3, dtype=np.float32))]
+    kaldi_io.write_mats(tmp_path / "t.ark", items, text=True)
+    ids, feats = kaldi_io.load_mats(f"ark,t:{tmp_path / 't.ark'}", same_dim=False)
+    assert ids == ["m", "v"]
+    assert feats[0].shape == (2, 3) and feats[1].shape == (3,)
+    np.testing.assert_array_equal(feats[1], [0, 1, 2])
+    # kaldiio's text writer agrees with our reader
+    kaldiio.save_ark(str(tmp_path / "k.ark"), {"m": np.full((2, 2), 2.5)}, text=True)
+    np.testing.assert_array_equal(kaldi_io.load_mats(tmp_path / "k.ark")[1][0], np.full((2, 2), 2.5))
+
+
+@pytest.mark.parametrize("method", [1, 2, 3, 5])
+def test_gzipped_compressed_ark_matches_kaldiio(tmp_path, method):
+    mats = _mats(dim=40)
+    kaldiio.save_ark(str(tmp_path / "c.ark"), mats, compression_method=method)
+    with open(tmp_path / "c.ark", "rb") as src, gzip.open(tmp_path / "c.ark.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    expected = dict(kaldiio.load_ark(str(tmp_path / "c.ark")))
+    utts, feats = kaldi_io.readArk(str(tmp_path / "c.ark.gz"))
+    assert utts == list(mats)
+    for u, f in zip(utts, feats):
+        np.testing.assert_allclose(f, expected[u], rtol=0, atol=1e-6)
+        # within compression error of the originals
+        assert np.abs(f - mats[u]).max() < 0.1 * np.abs(mats[u]).max()
+
+
+def test_pipe_rspecifier(tmp_path):
+    kaldi_io.write_mats(tmp_path / "x.ark", _mats().items())
+    ids, _ = kaldi_io.load_mats(f"ark:cat {tmp_path / 'x.ark'} |")
+    assert ids == list(_mats())
+
+
+def test_write_compressed_and_append(tmp_path):
+    mats = _mats(dim=40)
+    items = list(mats.items())
+    kaldi_io.write_mats(tmp_path / "x.ark", items[:2], tmp_path / "x.scp", compress=True)
+    kaldi_io.write_mats(tmp_path / "x.ark", items[2:], tmp_path / "x.scp", compress="speech_feature", append=True)
+    got = kaldiio.load_scp(str(tmp_path / "x.scp"))
+    assert list(got) == list(mats)
+    for u in mats:
+        assert np.abs(got[u] - mats[u]).max() < 0.05
+
+
+def test_original_api_round_trip(tmp_path):
+    mats = _mats()
+    pointers = kaldi_io.writeArk(str(tmp_path / "o.ark"), list(mats.values()), list(mats))
+    assert pointers[0].startswith(str(tmp_path / "o.ark") + ":")
+    kaldi_io.writeScp(str(tmp_path / "o.scp"), list(mats), pointers)
+    utts, feats = kaldi_io.readScp(str(tmp_path / "o.scp"))
+    assert utts == list(mats)
+    np.testing.assert_array_equal(feats[2], mats["utt2"])
+    utts, feats = kaldi_io.readArk(str(tmp_path / "o.ark"), limit=2)
+    assert utts == ["utt0", "utt1"]
+
+
+def test_readark_memmap_uses_one_file(tmp_path):
+    mats = _mats(n=20)
+    kaldi_io.write_mats(tmp_path / "x.ark", mats.items())
+    utts, feats = kaldi_io.readArk(str(tmp_path / "x.ark"), memmap_dir=str(tmp_path / "cache"), memmap_dtype="float32")
+    assert utts == list(mats)
+    assert len(list((tmp_path / "cache").glob("*.feats"))) == 1
+    np.testing.assert_array_equal(feats[5], mats["utt5"])
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def _write(tmp_path, name="x.ark", mats=None):
+    kaldi_io.write_mats(tmp_path / name, (mats or _mats()).items(), tmp_path / (name + ".scp"))
+    return tmp_path / name
+
+
+def test_truncated_ark(tmp_path):
+    ark = _write(tmp_path)
+    data = ark.read_bytes()
+    (tmp_path / "cut.ark").write_bytes(data[: len(data) - 7])
+    with pytest.raises(DataError, match=r"cut\.ark: utterance 'utt3'.*truncated"):
+        kaldi_io.load_mats(tmp_path / "cut.ark")
+
+
+def test_wrong_binary_header(tmp_path):
+    (tmp_path / "bad.ark").write_bytes(b"utt1 \0BXYZ \x04\x01\x00\x00\x00")
+    with pytest.raises(DataError, match=r"bad\.ark: utterance 'utt1'.*unknown binary matrix type"):
+        kaldi_io.load_mats(tmp_path / "bad.ark")
+    (tmp_path / "junk.ark").write_bytes(b"utt1 garbage")
+    with pytest.raises(DataError, match=r"junk\.ark: utterance 'utt1'.*bad matrix header"):
+        kaldi_io.load_mats(tmp_path / "junk.ark")
+
+
+def test_mixed_dimensions(tmp_path):
+    mats = {"a": np.zeros((3, 40), np.float32), "b": np.zeros((3, 13), np.float32)}
+    ark = _write(tmp_path, mats=mats)
+    with pytest.raises(DataError, match=r"utterance 'b' has dimension \(13,\), but 'a' has \(40,\)"):
+        kaldi_io.load_mats(ark)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_inf_values(tmp_path, bad):
+    m = np.zeros((4, 3), np.float32)
+    m[2, 1] = bad
+    kaldiio.save_ark(str(tmp_path / "n.ark"), {"ok": np.zeros((2, 3), np.float32), "broken": m})
+    with pytest.raises(DataError, match=r"n\.ark: utterance 'broken'.*NaN or Inf \(first at row 2\)"):
+        kaldi_io.load_mats(tmp_path / "n.ark")
+    with pytest.raises(DataError, match="utterance 'broken'.*NaN or Inf"):
+        kaldi_io.write_mats(tmp_path / "out.ark", [("broken", m)])
+    assert not (tmp_path / "out.ark").exists()
+
+
+def test_empty_ark(tmp_path):
+    (tmp_path / "e.ark").write_bytes(b"")
+    with pytest.raises(DataError, match=r"e\.ark: no matrices found"):
+        kaldi_io.load_mats(tmp_path / "e.ark")
+    assert list(kaldi_io.iter_mats(tmp_path / "e.ark")) == []
+
+
+def test_scp_missing_file_and_bad_offset(tmp_path):
+    (tmp_path / "m.scp").write_text(f"u1 {tmp_path / 'nowhere.ark'}:5\n")
+    with pytest.raises(DataError, match=r"m\.scp: utterance 'u1'.*nowhere\.ark not found"):
+        kaldi_io.load_mats(tmp_path / "m.scp")
+    ark = _write(tmp_path)
+    (tmp_path / "o.scp").write_text(f"u1 {ark}:10\n")
+    with pytest.raises(DataError, match=r"o\.scp: utterance 'u1'"):
+        kaldi_io.load_mats(tmp_path / "o.scp")
+    (tmp_path / "p.scp").write_text(f"u1 {ark}:99999999\n")
+    with pytest.raises(DataError, match=r"p\.scp: utterance 'u1'.*past the end"):
+        kaldi_io.load_mats(tmp_path / "p.scp")
+
+
+def test_missing_ark_file(tmp_path):
+    with pytest.raises(DataError, match=r"file not found: .*absent\.ark"):
+        kaldi_io.load_mats(tmp_path / "absent.ark")
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    def items():
+        yield "good", np.zeros((2, 2), np.float32)
+        raise RuntimeError("producer died")
+
+    with pytest.raises(RuntimeError):
+        kaldi_io.write_mats(tmp_path / "x.ark", items(), tmp_path / "x.scp")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_append_restores_old_ark(tmp_path):
+    ark = _write(tmp_path)
+    before = ark.read_bytes()
+    scp_before = (tmp_path / "x.ark.scp").read_bytes()
+    with pytest.raises(DataError, match="invalid utterance id"):
+        kaldi_io.write_mats(ark, [("new", np.ones((2, 5))), ("has space", np.ones((2, 5)))],
+                            tmp_path / "x.ark.scp", append=True)
+    assert ark.read_bytes() == before
+    assert (tmp_path / "x.ark.scp").read_bytes() == scp_before
+
+
+def test_bad_options(tmp_path):
+    with pytest.raises(ConfigError, match="unknown compression 'zip'"):
+        kaldi_io.write_mats(tmp_path / "x.ark", [], compress="zip")
+    with pytest.raises(ConfigError, match="gzipped ark cannot have an scp"):
+        kaldi_io.write_mats(tmp_path / "x.ark.gz", [], tmp_path / "x.scp")
+    with pytest.raises(DataError, match="written twice"):
+        kaldi_io.write_mats(tmp_path / "y.ark", [("a", np.ones((1, 1))), ("a", np.ones((1, 1)))])

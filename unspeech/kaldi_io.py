@@ -1,0 +1,561 @@
+"""Kaldi archive (ark) and script (scp) reading and writing.
+
+Plain functions in the spirit of kaldiio (which does the matrix decoding): streaming readers
+that never hold a corpus in memory, atomic writers, and the original unspeech API
+(``readArk`` / ``readScp`` / ``writeArk`` / ``writeScp``).
+
+Read side
+    An *rspecifier* is one of: ``feats.ark``, ``feats.ark.gz``, ``feats.scp``, ``ark:feats.ark``,
+    ``scp:feats.scp``, ``ark,t:feats.txt``, ``ark:gunzip -c feats.ark.gz |`` or any ``cmd |`` pipe.
+    Binary float/double matrices and vectors (``FM``/``DM``/``FV``/``DV``), compressed matrices
+    (``CM``/``CM2``/``CM3``) and text matrices are understood. Every matrix is checked: a truncated
+    ark, a bad binary header, NaN/Inf values raise :class:`~unspeech.errors.DataError` naming the
+    file and the utterance.
+
+Write side
+    :func:`write_mats` writes ``(utt_id, matrix)`` pairs to a binary ark (float32 unless told
+    otherwise, optionally Kaldi-compressed) and its scp. New files are written under a temporary
+    name and renamed at the end; in append mode a failure truncates the ark back to its old size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import os
+import struct
+import subprocess
+from pathlib import Path
+from typing import IO, Iterable, Iterator
+
+import numpy as np
+
+from unspeech._fileutil import atomic_path
+from unspeech.errors import ConfigError, DataError
+from unspeech.feature_store import FeatureStore
+
+__all__ = [
+    "iter_mats",
+    "load_mats",
+    "read_mat",
+    "write_mats",
+    "read_scp_entries",
+    "parse_rspecifier",
+    "FeatureStore",
+    "COMPRESSION_METHODS",
+    "readArk",
+    "readScp",
+    "writeArk",
+    "writeScp",
+]
+
+# Kaldi's CompressionMethod enum (matrix/compressed-matrix.h).
+COMPRESSION_METHODS = {
+    "auto": 1,  # kAutomaticMethod: what `copy-feats --compress=true` uses
+    "speech_feature": 2,  # kSpeechFeature
+    "two_byte_auto": 3,
+    "two_byte_signed_integer": 4,
+    "one_byte_auto": 5,
+    "one_byte_unsigned_integer": 6,
+    "one_byte_zero_one": 7,
+}
+
+_PLAIN_TYPES = {
+    b"FM": ("<f4", True),
+    b"FV": ("<f4", False),
+    b"DM": ("<f8", True),
+    b"DV": ("<f8", False),
+}
+
+
+# --------------------------------------------------------------------------- rspecifiers
+
+
+def parse_rspecifier(rspecifier: str | os.PathLike) -> tuple[str, str]:
+    """Split an rspecifier into ``(kind, target)`` with kind ``"ark"`` or ``"scp"``.
+
+    ``ark,t:x`` and other Kaldi options before the colon are accepted and ignored (text and
+    binary are told apart from the data itself). Without a prefix, a name ending in ``.scp`` is
+    a script file and anything else an archive.
+    """
+    spec = os.fspath(rspecifier).strip()
+    if not spec:
+        raise ConfigError("empty rspecifier")
+    head, sep, rest = spec.partition(":")
+    opts = head.split(",")
+    if sep and opts[0] in ("ark", "scp") and all(o in ("ark", "scp", "t", "b", "s", "cs", "o", "p") for o in opts):
+        return opts[0], rest.strip()
+    if spec.endswith(".scp"):
+        return "scp", spec
+    return "ark", spec
+
+
+@contextlib.contextmanager
+def _open_stream(target: str) -> Iterator[IO[bytes]]:
+    """Open a file, a gzipped file or the stdout of a ``cmd |`` pipe for binary reading."""
+    if target.endswith("|"):
+        proc = subprocess.Popen(target[:-1], shell=True, stdout=subprocess.PIPE)
+        assert proc.stdout is not None
+        try:
+            yield proc.stdout
+        finally:
+            proc.stdout.close()
+            code = proc.wait()
+        if code != 0:
+            raise DataError(f"command {target!r} exited with status {code}")
+        return
+    if target == "-":
+        import sys
+
+        yield sys.stdin.buffer
+        return
+    try:
+        raw = open(target, "rb")
+    except FileNotFoundError:
+        raise DataError(f"file not found: {target}") from None
+    except OSError as exc:
+        raise DataError(f"cannot open {target}: {exc.strerror}") from None
+    with raw:
+        magic = raw.peek(2)[:2]
+        if magic == b"\x1f\x8b":
+            with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+                yield io.BufferedReader(gz, buffer_size=1 << 20)
+        else:
+            yield raw
+
+
+def _read_key(fd: IO[bytes], where: str) -> str | None:
+    """Read an utterance id terminated by a space; None at a clean end of file."""
+    chunks = []
+    while True:
+        c = fd.read(1)
+        if not c:
+            if chunks and b"".join(chunks).strip():
+                raise DataError(f"{where}: archive ends inside the id {b''.join(chunks)!r} (truncated ark?)")
+            return None
+        if c == b" ":
+            if not chunks:
+                continue
+            break
+        if c in b"\n\r\t" and not chunks:
+            continue
+        chunks.append(c)
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{where}: utterance id is not valid UTF-8 (not a Kaldi archive?)") from None
+
+
+def _read_exact(fd: IO[bytes], n: int, where: str) -> bytes:
+    buf = fd.read(n)
+    if len(buf) != n:
+        raise DataError(f"{where}: unexpected end of file, wanted {n} bytes, got {len(buf)} (truncated ark?)")
+    return buf
+
+
+def read_mat(fd: IO[bytes], where: str = "<stream>") -> np.ndarray:
+    """Read one binary or text matrix/vector at the current position of ``fd``.
+
+    Parameters
+    ----------
+    fd : binary file object positioned just after the utterance id.
+    where : str
+        Names the file and utterance in error messages.
+
+    Returns
+    -------
+    ndarray of shape (rows, cols) or (dim,), float32 or float64.
+    """
+    head = fd.read(2)
+    if head == b"\0B":
+        token = b""
+        while True:
+            c = fd.read(1)
+            if not c:
+                raise DataError(f"{where}: unexpected end of file in the matrix header (truncated ark?)")
+            if c == b" ":
+                break
+            token += c
+            if len(token) > 3:
+                raise DataError(f"{where}: unknown binary matrix type {token!r}")
+        if token in _PLAIN_TYPES:
+            dtype, is_matrix = _PLAIN_TYPES[token]
+            size_head = _read_exact(fd, 10 if is_matrix else 5, where)
+            if size_head[0] != 4 or (is_matrix and size_head[5] != 4):
+                raise DataError(f"{where}: bad size header in {token.decode()} matrix")
+            rows = struct.unpack("<i", size_head[1:5])[0]
+            cols = struct.unpack("<i", size_head[6:10])[0] if is_matrix else 1
+            if rows < 0 or cols < 0:
+                raise DataError(f"{where}: negative matrix size {rows}x{cols}")
+            nbytes = rows * cols * np.dtype(dtype).itemsize
+            arr = np.frombuffer(_read_exact(fd, nbytes, where), dtype=dtype)
+            arr = arr.reshape(rows, cols) if is_matrix else arr
+            return arr.astype(arr.dtype.newbyteorder("="), copy=False)
+        if token in (b"CM", b"CM2", b"CM3"):
+            from kaldiio.matio import read_matrix_or_vector
+
+            # kaldiio wants to see the header it recognises; replay it through a chained reader.
+            replay = _Prefixed(b"\0B" + token + b" ", fd)
+            try:
+                return np.asarray(read_matrix_or_vector(replay), dtype=np.float32)
+            except (ValueError, AssertionError, struct.error) as exc:
+                raise DataError(f"{where}: corrupt compressed matrix ({exc}) (truncated ark?)") from None
+        raise DataError(f"{where}: unknown binary matrix type {token!r}; expected FM, DM, FV, DV, CM, CM2 or CM3")
+    # Text format: optional whitespace, then '[' ... ']'. A vector sits on one line
+    # ("[ 1 2 3 ]"); a matrix starts a new line after '[' and has one row per line.
+    text = head
+    while text.strip() == b"" and len(text) < 64:
+        c = fd.read(1)
+        if not c:
+            raise DataError(f"{where}: unexpected end of file after the utterance id (truncated ark?)")
+        text += c
+    if not text.lstrip().startswith(b"["):
+        raise DataError(
+            f"{where}: bad matrix header {text[:8]!r}: neither binary ('\\0B') nor text ('[') Kaldi data"
+        )
+    line = text.lstrip()[1:] + fd.readline()
+    rows: list[list[float]] = []
+    first_line = True
+    is_vector = False
+    while True:
+        closing = b"]" in line
+        values = line.split(b"]")[0].split()
+        if values:
+            try:
+                rows.append([float(v) for v in values])
+            except ValueError:
+                raise DataError(f"{where}: non-numeric value in text matrix") from None
+            is_vector = is_vector or first_line
+        if closing:
+            break
+        first_line = False
+        line = fd.readline()
+        if not line:
+            raise DataError(f"{where}: text matrix is not closed with ']' (truncated ark?)")
+    if is_vector:
+        return np.asarray(rows[0], dtype=np.float32)
+    widths = {len(r) for r in rows}
+    if len(widths) > 1:
+        raise DataError(f"{where}: text matrix has rows of different lengths {sorted(widths)}")
+    return np.asarray(rows, dtype=np.float32).reshape(len(rows), widths.pop() if widths else 0)
+
+
+class _Prefixed:
+    """A minimal reader that returns ``prefix`` first and then continues with ``fd``.
+
+    It never reads ahead of what is asked, because the next matrix follows in the same stream.
+    """
+
+    def __init__(self, prefix: bytes, fd: IO[bytes]):
+        self._prefix = prefix
+        self._fd = fd
+
+    def read(self, n: int = -1) -> bytes:
+        head, self._prefix = (self._prefix, b"") if n < 0 else (self._prefix[:n], self._prefix[n:])
+        rest = n - len(head) if n >= 0 else -1
+        return head + (self._fd.read(rest) if rest != 0 else b"")
+
+
+def _check_values(arr: np.ndarray, where: str) -> None:
+    if arr.size and not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr.reshape(arr.shape[0], -1)))[0]
+        raise DataError(f"{where}: matrix contains NaN or Inf (first at row {int(bad[0])})")
+
+
+def read_scp_entries(scp_path: str | os.PathLike) -> Iterator[tuple[str, str]]:
+    """Yield ``(utt_id, extended_filename)`` pairs of a script file, e.g. ``('u1', 'a.ark:17')``."""
+    scp_path = os.fspath(scp_path)
+    try:
+        fh = open(scp_path, encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"file not found: {scp_path}") from None
+    with fh:
+        for lineno, line in enumerate(fh, 1):
+            line = line.strip()
+            if not line:
+                continue
+            parts = line.split(None, 1)
+            if len(parts) != 2:
+                raise DataError(f"{scp_path}:{lineno}: expected '<utt-id> <location>', got {line!r}")
+            yield parts[0], parts[1]
+
+
+def _split_location(location: str) -> tuple[str, int | None]:
+    if location.endswith("|"):
+        return location, None
+    path, sep, offset = location.rpartition(":")
+    if sep and offset.isdigit():
+        return path, int(offset)
+    return location, None
+
+
+def _iter_scp(scp_path: str, validate: bool) -> Iterator[tuple[str, np.ndarray]]:
+    handles: dict[str, IO[bytes]] = {}
+    try:
+        for utt, location in read_scp_entries(scp_path):
+            path, offset = _split_location(location)
+            where = f"{scp_path}: utterance {utt!r} ({location})"
+            if offset is None:
+                mats = list(_iter_ark(path, validate))
+                if len(mats) != 1:
+                    raise DataError(f"{where}: location holds {len(mats)} matrices, expected one")
+                arr = mats[0][1]
+            else:
+                fd = handles.get(path)
+                if fd is None:
+                    try:
+                        fd = handles[path] = open(path, "rb")
+                    except FileNotFoundError:
+                        raise DataError(f"{where}: archive {path} not found") from None
+                if offset > os.fstat(fd.fileno()).st_size:
+                    raise DataError(f"{where}: offset {offset} is past the end of {path}")
+                fd.seek(offset)
+                arr = read_mat(fd, where)
+            if validate:
+                _check_values(arr, where)
+            yield utt, arr
+    finally:
+        for fd in handles.values():
+            fd.close()
+
+
+def _iter_ark(target: str, validate: bool) -> Iterator[tuple[str, np.ndarray]]:
+    with _open_stream(target) as fd:
+        while True:
+            utt = _read_key(fd, target)
+            if utt is None:
+                return
+            where = f"{target}: utterance {utt!r}"
+            arr = read_mat(fd, where)
+            if validate:
+                _check_values(arr, where)
+            yield utt, arr
+
+
+def iter_mats(rspecifier: str | os.PathLike, *, validate: bool = True) -> Iterator[tuple[str, np.ndarray]]:
+    """Stream ``(utt_id, matrix)`` pairs from an ark, ark.gz, scp or pipe, in file order.
+
+    Parameters
+    ----------
+    rspecifier : str or path
+        See the module docstring.
+    validate : bool
+        Check every value is finite (raises :class:`DataError` naming the utterance).
+
+    Yields
+    ------
+    (str, ndarray of shape (T, F) or (D,))
+    """
+    kind, target = parse_rspecifier(rspecifier)
+    if kind == "scp":
+        yield from _iter_scp(target, validate)
+    else:
+        yield from _iter_ark(target, validate)
+
+
+def load_mats(
+    rspecifier: str | os.PathLike, *, limit: int | None = None, same_dim: bool = True, validate: bool = True
+) -> tuple[list[str], list[np.ndarray]]:
+    """Read all (or the first ``limit``) matrices into lists ``(utt_ids, mats)``.
+
+    Raises :class:`DataError` for an empty input, duplicate ids, or (with ``same_dim``) matrices
+    whose feature dimension differs from the first one.
+    """
+    ids: list[str] = []
+    mats: list[np.ndarray] = []
+    seen: set[str] = set()
+    for utt, arr in iter_mats(rspecifier, validate=validate):
+        if limit is not None and len(ids) >= limit:
+            break
+        if utt in seen:
+            raise DataError(f"{os.fspath(rspecifier)}: utterance {utt!r} appears twice")
+        if same_dim and mats and arr.shape[1:] != mats[0].shape[1:]:
+            raise DataError(
+                f"{os.fspath(rspecifier)}: utterance {utt!r} has dimension {arr.shape[1:]}, "
+                f"but {ids[0]!r} has {mats[0].shape[1:]}"
+            )
+        seen.add(utt)
+        ids.append(utt)
+        mats.append(arr)
+    if not ids:
+        raise DataError(f"{os.fspath(rspecifier)}: no matrices found (empty archive)")
+    return ids, mats
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _compression_method(compress: bool | int | str | None) -> int | None:
+    if compress in (None, False, 0):
+        return None
+    if compress is True:
+        return COMPRESSION_METHODS["auto"]
+    if isinstance(compress, str):
+        if compress not in COMPRESSION_METHODS:
+            raise ConfigError(f"unknown compression {compress!r}; choose from {', '.join(COMPRESSION_METHODS)}")
+        return COMPRESSION_METHODS[compress]
+    if int(compress) not in COMPRESSION_METHODS.values():
+        raise ConfigError(f"compression method must be 1..7 (Kaldi's CompressionMethod). Received: {compress}")
+    return int(compress)
+
+
+def _check_utt_id(utt: str, where: str) -> None:
+    if not isinstance(utt, str) or not utt or any(ch.isspace() for ch in utt):
+        raise DataError(f"{where}: invalid utterance id {utt!r} (must be non-empty, without whitespace)")
+
+
+def _write_one(fd: IO[bytes], utt: str, arr: np.ndarray, dtype: np.dtype, method: int | None, text: bool) -> int:
+    """Write ``utt`` and its matrix; return the offset of the matrix data (for the scp)."""
+    from kaldiio.matio import write_array, write_array_ascii
+
+    fd.write(utt.encode("utf-8") + b" ")
+    pos = fd.tell()
+    if text:
+        write_array_ascii(fd, arr)
+    else:
+        if method is not None and arr.ndim != 2:
+            raise DataError(f"utterance {utt!r}: only matrices can be compressed, got shape {arr.shape}")
+        write_array(fd, np.ascontiguousarray(arr, dtype=dtype), "<", method)
+    return pos
+
+
+def write_mats(
+    ark_path: str | os.PathLike,
+    items: Iterable[tuple[str, np.ndarray]],
+    scp_path: str | os.PathLike | None = None,
+    *,
+    compress: bool | int | str | None = False,
+    append: bool = False,
+    dtype: str = "float32",
+    text: bool = False,
+) -> int:
+    """Write ``(utt_id, matrix)`` pairs to a Kaldi ark and, optionally, an scp.
+
+    Parameters
+    ----------
+    ark_path : path
+        Output archive; a name ending in ``.gz`` is gzip-compressed (no scp possible then).
+    items : iterable of (str, ndarray of shape (T, F) or (D,))
+    scp_path : path, optional
+        Script file with ``utt_id ark_path:offset`` lines (the ark path as given here).
+    compress : bool, int or str
+        Kaldi matrix compression: True = ``auto`` (as ``copy-feats --compress=true``), or a
+        method number / name from :data:`COMPRESSION_METHODS`.
+    append : bool
+        Append to existing ark/scp instead of replacing them.
+    dtype : {"float32", "float64"}
+        Storage type of uncompressed matrices.
+    text : bool
+        Write a text ark (``ark,t``).
+
+    Returns
+    -------
+    int : number of matrices written. Nothing is left half-written on error.
+    """
+    ark_path = Path(ark_path)
+    method = _compression_method(compress)
+    np_dtype = np.dtype(dtype)
+    if np_dtype not in (np.float32, np.float64):
+        raise ConfigError(f"dtype must be float32 or float64. Received: dtype={dtype}")
+    gz = ark_path.suffix == ".gz"
+    if gz and (scp_path is not None or append):
+        raise ConfigError(f"{ark_path}: a gzipped ark cannot have an scp or be appended to")
+    entries: list[tuple[str, int]] = []
+    seen: set[str] = set()
+
+    def _write_all(fd: IO[bytes]) -> None:
+        for utt, arr in items:
+            _check_utt_id(utt, str(ark_path))
+            if utt in seen:
+                raise DataError(f"{ark_path}: utterance {utt!r} written twice")
+            seen.add(utt)
+            arr = np.asarray(arr)
+            if arr.ndim not in (1, 2):
+                raise DataError(f"{ark_path}: utterance {utt!r} has shape {arr.shape}; expected a matrix or vector")
+            _check_values(arr, f"{ark_path}: utterance {utt!r}")
+            entries.append((utt, _write_one(fd, utt, arr, np_dtype, method, text)))
+
+    def _scp_lines() -> str:
+        return "".join(f"{utt} {os.fspath(ark_path)}:{pos}\n" for utt, pos in entries)
+
+    if append and ark_path.exists():
+        old_size = ark_path.stat().st_size
+        old_scp = Path(scp_path).read_bytes() if scp_path is not None and Path(scp_path).exists() else b""
+        try:
+            with open(ark_path, "ab") as fd:
+                _write_all(fd)
+            if scp_path is not None:
+                with atomic_path(scp_path) as tmp:
+                    tmp.write_bytes(old_scp + _scp_lines().encode("utf-8"))
+        except BaseException:
+            with open(ark_path, "r+b") as fd:
+                fd.truncate(old_size)
+            raise
+        return len(entries)
+
+    with atomic_path(ark_path) as tmp:
+        if gz:
+            with gzip.open(tmp, "wb") as fd:
+                _write_all(fd)
+        else:
+            with open(tmp, "wb") as fd:
+                _write_all(fd)
+        if scp_path is not None:
+            old = Path(scp_path).read_text(encoding="utf-8") if append and Path(scp_path).exists() else ""
+            with atomic_path(scp_path) as tmp_scp:
+                tmp_scp.write_text(old + _scp_lines(), encoding="utf-8")
+    return len(entries)
+
+
+# --------------------------------------------------------------------------- original API
+
+
+def readArk(
+    filename: str | os.PathLike,
+    limit: int | None = None,
+    memmap_dir: str | os.PathLike | None = None,
+    memmap_dtype: str = "float32",
+) -> tuple[list[str], list[np.ndarray]]:
+    """Original unspeech reader: ``utt_ids, feats = readArk('x.ark.gz', memmap_dir='cache')``.
+
+    With ``memmap_dir`` the matrices are views into ONE memory-mapped :class:`FeatureStore`
+    file in that folder (reused when its source is unchanged); otherwise plain arrays.
+    """
+    if memmap_dir is None:
+        ids, mats = load_mats(filename, limit=limit)
+        return ids, [np.asarray(m, dtype=memmap_dtype) for m in mats]
+    store = FeatureStore.from_rspecifier(filename, memmap_dir=memmap_dir, dtype=memmap_dtype, reuse=True, limit=limit)
+    return list(store.utt_ids), [store[i] for i in range(len(store))]
+
+
+def readScp(filename: str | os.PathLike, limit: int | None = None) -> tuple[list[str], list[np.ndarray]]:
+    """Read the matrices an scp points to: ``(utt_ids, feats)``."""
+    return load_mats(f"scp:{os.fspath(filename)}", limit=limit)
+
+
+def writeArk(
+    filename: str | os.PathLike, feats: Iterable[np.ndarray], utt_ids: Iterable[str], append: bool = False
+) -> list[str]:
+    """Original writer: returns ``"filename:offset"`` pointers, one per utterance, for :func:`writeScp`."""
+    feats = list(feats)
+    utt_ids = list(utt_ids)
+    if len(feats) != len(utt_ids):
+        raise DataError(f"{filename}: {len(feats)} matrices but {len(utt_ids)} utterance ids")
+    scp_tmp = Path(os.fspath(filename) + ".pointers.tmp")
+    try:
+        write_mats(filename, zip(utt_ids, feats), scp_tmp, append=append)
+        lines = scp_tmp.read_text(encoding="utf-8").splitlines()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            scp_tmp.unlink()
+    return [line.split(None, 1)[1] for line in lines[-len(utt_ids) :]] if utt_ids else []
+
+
+def writeScp(filename: str | os.PathLike, utt_ids: Iterable[str], pointers: Iterable[str]) -> None:
+    """Write ``utt_id pointer`` lines (pointers as returned by :func:`writeArk`)."""
+    utt_ids, pointers = list(utt_ids), list(pointers)
+    if len(utt_ids) != len(pointers):
+        raise DataError(f"{filename}: {len(utt_ids)} ids but {len(pointers)} pointers")
+    with atomic_path(filename) as tmp:
+        tmp.write_text("".join(f"{u} {p}\n" for u, p in zip(utt_ids, pointers)), encoding="utf-8")
