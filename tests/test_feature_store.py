@@ -47,6 +47,7 @@ def test_views_not_copies(corpus):
 
 def test_float16_storage(corpus):
     d, mats = corpus
+    _check(FeatureStore.from_rspecifier(d / "feats.scp", dtype="float16"), mats, atol=1e-2)
     store = FeatureStore.from_rspecifier(d / "feats.ark", memmap_dir=d / "c16", dtype="float16")
     assert store.data.dtype == np.float16
     _check(store, mats, atol=1e-2)

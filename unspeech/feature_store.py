@@ -39,19 +39,26 @@ def _check_dtype(dtype: str | np.dtype) -> np.dtype:
     return dt
 
 
-def _source_fingerprint(rspecifier: str) -> list[list]:
-    """(path, size, mtime_ns) of the source file and, for an scp, of every ark it points to."""
+def _source_files(rspecifier: str) -> tuple[str | None, list[str]]:
+    """(script file or None, data files) behind an rspecifier; pipes are returned as commands."""
     from unspeech.kaldi_io import _split_location, parse_rspecifier, read_scp_entries
 
     kind, target = parse_rspecifier(rspecifier)
-    if target.endswith("|"):
-        return [["pipe", target]]
-    paths = [target]
-    if kind == "scp" and os.path.exists(target):
-        arks = dict.fromkeys(_split_location(loc)[0] for _, loc in read_scp_entries(target))
-        paths += [p for p in arks if not p.endswith("|")]
+    if kind == "scp" and not target.endswith("|"):
+        if not os.path.exists(target):
+            raise DataError(f"file not found: {target}")
+        return target, list(dict.fromkeys(_split_location(loc)[0] for _, loc in read_scp_entries(target)))
+    return None, [target]
+
+
+def _source_fingerprint(rspecifier: str) -> list[list]:
+    """(path, size, mtime_ns) of the script file and every data file; a pipe by its command."""
+    scp, files = _source_files(rspecifier)
     result = []
-    for p in paths:
+    for p in ([scp] if scp else []) + files:
+        if p.endswith("|"):
+            result.append(["pipe", p])
+            continue
         try:
             st = os.stat(p)
         except FileNotFoundError:
@@ -138,10 +145,9 @@ class FeatureStore:
         dt = _check_dtype(dtype)
         spec = os.fspath(rspecifier)
         if memmap_dir is None:
-            from unspeech.kaldi_io import load_mats
-
-            ids, mats = load_mats(spec, limit=limit)
-            return cls.from_arrays(ids, mats, dtype=dt.name)
+            sink = _RamSink(dt, _source_bytes(spec))
+            ids, offsets = _collect(spec, sink, progress, limit)
+            return cls(ids, offsets, sink.result())
         fingerprint = _source_fingerprint(spec)
         prefix = _cache_prefix(Path(memmap_dir), spec, dt, limit)
         index_path = prefix.with_name(prefix.name + ".index.npz")
@@ -157,42 +163,19 @@ class FeatureStore:
 
     @classmethod
     def _build_memmap(cls, spec, prefix: Path, dt: np.dtype, fingerprint, progress: bool, limit) -> "FeatureStore":
-        from unspeech.kaldi_io import iter_mats
-
         feats_path = prefix.with_name(prefix.name + ".feats")
         index_path = prefix.with_name(prefix.name + ".index.npz")
-        ids: list[str] = []
-        lengths: list[int] = []
-        seen: set[str] = set()
-        dim = None
-        items: Iterator = iter_mats(spec)
-        if progress:
-            from tqdm import tqdm
-
-            items = tqdm(items, desc=f"caching {Path(spec).name}", unit="utt")
         with atomic_path(feats_path) as tmp_feats:
             with open(tmp_feats, "wb", buffering=1 << 22) as out:
-                for utt, mat in items:
-                    if limit is not None and len(ids) >= limit:
-                        break
-                    dim = _check_shape(utt, mat, dim, spec)
-                    if utt in seen:
-                        raise DataError(f"{spec}: utterance {utt!r} appears twice")
-                    seen.add(utt)
-                    out.write(np.ascontiguousarray(mat, dtype=dt.newbyteorder("<")).tobytes())
-                    ids.append(utt)
-                    lengths.append(len(mat))
-            if not ids:
-                raise DataError(f"{spec}: no matrices found (empty archive)")
-            offsets = np.zeros(len(ids) + 1, dtype=np.int64)
-            np.cumsum(lengths, out=offsets[1:])
+                sink = _FileSink(out, dt)
+                ids, offsets = _collect(spec, sink, progress, limit)
             with atomic_path(index_path) as tmp_index:
                 with open(tmp_index, "wb") as fh:
                     np.savez(
                         fh,
                         utt_ids=np.array(ids, dtype=str),
                         offsets=offsets,
-                        dim=np.int64(dim),
+                        dim=np.int64(sink.dim),
                         dtype=np.str_(dt.name),
                         fingerprint=np.str_(json.dumps(fingerprint)),
                     )
@@ -285,6 +268,105 @@ def _check_shape(utt: str, mat: np.ndarray, dim: int | None, source: str) -> int
     if dim is not None and mat.shape[1] != dim:
         raise DataError(f"{source}: utterance {utt!r} has {mat.shape[1]} columns, the corpus has {dim}")
     return mat.shape[1]
+
+
+class _RamSink:
+    """Frames gathered into one growing in-RAM array; uncompressed data is read straight in."""
+
+    def __init__(self, dtype: np.dtype, source_bytes: int | None):
+        self.dtype = dtype
+        self.source_bytes = source_bytes
+        self.buf: np.ndarray | None = None
+        self.rows = 0
+        self.last: np.ndarray | None = None
+
+    def _reserve(self, rows: int, dim: int) -> None:
+        if self.buf is None:
+            # An uncompressed source holds at most size / (dim * 4) float32 frames.
+            guess = (self.source_bytes or 0) // (dim * 4) + rows
+            self.buf = np.empty((max(guess, rows, 1024), dim), dtype=self.dtype)
+        elif self.rows + rows > len(self.buf):
+            grown = np.empty((max(2 * len(self.buf), self.rows + rows), dim), dtype=self.dtype)
+            grown[: self.rows] = self.buf[: self.rows]
+            self.buf = grown
+
+    def alloc(self, shape: tuple, dtype: np.dtype) -> np.ndarray | None:
+        if len(shape) != 2 or dtype != self.dtype or (self.buf is not None and shape[1] != self.buf.shape[1]):
+            return None
+        self._reserve(shape[0], shape[1])
+        self.last = self.buf[self.rows : self.rows + shape[0]]
+        return self.last
+
+    def append(self, mat: np.ndarray) -> None:
+        if mat is not self.last:
+            self._reserve(len(mat), mat.shape[1])
+            self.buf[self.rows : self.rows + len(mat)] = mat
+        self.rows += len(mat)
+        self.last = None
+
+    def result(self) -> np.ndarray:
+        # A view of the used rows; the unused tail was never touched, so it costs no memory.
+        return self.buf[: self.rows]
+
+
+class _FileSink:
+    """Frames streamed to one raw file: memory stays at one matrix whatever the corpus size."""
+
+    alloc = None
+
+    def __init__(self, fh, dtype: np.dtype):
+        self.fh = fh
+        self.dtype = dtype.newbyteorder("<")
+        self.dim: int | None = None
+
+    def append(self, mat: np.ndarray) -> None:
+        self.dim = mat.shape[1]
+        self.fh.write(memoryview(np.ascontiguousarray(mat, dtype=self.dtype)).cast("B"))
+
+
+def _collect(spec: str, sink, progress: bool, limit: int | None) -> tuple[list[str], np.ndarray]:
+    """Stream ``spec`` into ``sink``; check ids and dims; return (utt_ids, offsets)."""
+    from unspeech.kaldi_io import _iter_mats
+
+    ids: list[str] = []
+    lengths: list[int] = []
+    seen: set[str] = set()
+    dim = None
+    items: Iterator = _iter_mats(spec, True, sink.alloc)
+    if progress:
+        from tqdm import tqdm
+
+        items = tqdm(items, desc=f"reading {Path(spec).name}", unit="utt")
+    for utt, mat in items:
+        if limit is not None and len(ids) >= limit:
+            break
+        dim = _check_shape(utt, mat, dim, spec)
+        if utt in seen:
+            raise DataError(f"{spec}: utterance {utt!r} appears twice")
+        seen.add(utt)
+        sink.append(mat)
+        ids.append(utt)
+        lengths.append(len(mat))
+    if not ids:
+        raise DataError(f"{spec}: no matrices found (empty archive)")
+    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return ids, offsets
+
+
+def _source_bytes(spec: str) -> int | None:
+    """Total size of the uncompressed files behind ``spec`` (None for pipes and gzip)."""
+    _, files = _source_files(spec)
+    total = 0
+    for p in files:
+        try:
+            with open(p, "rb") as fh:
+                if fh.read(2) == b"\x1f\x8b":
+                    return None
+            total += os.path.getsize(p)
+        except OSError:  # pipes, missing files: reading reports the real error
+            return None
+    return total
 
 
 def _cache_prefix(memmap_dir: Path, spec: str, dt: np.dtype, limit: int | None) -> Path:

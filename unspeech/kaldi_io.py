@@ -27,7 +27,7 @@ import os
 import struct
 import subprocess
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -60,6 +60,9 @@ COMPRESSION_METHODS = {
     "one_byte_unsigned_integer": 6,
     "one_byte_zero_one": 7,
 }
+
+# alloc(shape, dtype) -> writable array or None: lets a caller choose where matrices land.
+Allocator = Callable[[tuple, np.dtype], "np.ndarray | None"]
 
 _PLAIN_TYPES = {
     b"FM": ("<f4", True),
@@ -154,7 +157,7 @@ def _read_exact(fd: IO[bytes], n: int, where: str) -> bytes:
     return buf
 
 
-def read_mat(fd: IO[bytes], where: str = "<stream>") -> np.ndarray:
+def read_mat(fd: IO[bytes], where: str = "<stream>", alloc: Allocator | None = None) -> np.ndarray:
     """Read one binary or text matrix/vector at the current position of ``fd``.
 
     Parameters
@@ -162,6 +165,9 @@ def read_mat(fd: IO[bytes], where: str = "<stream>") -> np.ndarray:
     fd : binary file object positioned just after the utterance id.
     where : str
         Names the file and utterance in error messages.
+    alloc : callable, optional
+        ``alloc(shape, dtype)`` may return a writable C-contiguous array of that shape and dtype
+        (or None); uncompressed binary data is then read straight into it, with no extra copy.
 
     Returns
     -------
@@ -189,9 +195,15 @@ def read_mat(fd: IO[bytes], where: str = "<stream>") -> np.ndarray:
             if rows < 0 or cols < 0:
                 raise DataError(f"{where}: negative matrix size {rows}x{cols}")
             nbytes = rows * cols * np.dtype(dtype).itemsize
-            arr = np.frombuffer(_read_exact(fd, nbytes, where), dtype=dtype)
-            arr = arr.reshape(rows, cols) if is_matrix else arr
-            return arr.astype(arr.dtype.newbyteorder("="), copy=False)
+            shape = (rows, cols) if is_matrix else (rows,)
+            out = alloc(shape, np.dtype(dtype)) if alloc is not None else None
+            if out is None:
+                arr = np.frombuffer(_read_exact(fd, nbytes, where), dtype=dtype).reshape(shape)
+                return arr.astype(arr.dtype.newbyteorder("="), copy=False)
+            got = fd.readinto(memoryview(out).cast("B")) if nbytes else 0
+            if got != nbytes:
+                raise DataError(f"{where}: unexpected end of file, wanted {nbytes} bytes, got {got} (truncated ark?)")
+            return out
         if token in (b"CM", b"CM2", b"CM3"):
             from kaldiio.matio import read_matrix_or_vector
 
@@ -290,14 +302,14 @@ def _split_location(location: str) -> tuple[str, int | None]:
     return location, None
 
 
-def _iter_scp(scp_path: str, validate: bool) -> Iterator[tuple[str, np.ndarray]]:
+def _iter_scp(scp_path: str, validate: bool, alloc: Allocator | None = None) -> Iterator[tuple[str, np.ndarray]]:
     handles: dict[str, IO[bytes]] = {}
     try:
         for utt, location in read_scp_entries(scp_path):
             path, offset = _split_location(location)
             where = f"{scp_path}: utterance {utt!r} ({location})"
             if offset is None:
-                mats = list(_iter_ark(path, validate))
+                mats = list(_iter_ark(path, validate, alloc))
                 if len(mats) != 1:
                     raise DataError(f"{where}: location holds {len(mats)} matrices, expected one")
                 arr = mats[0][1]
@@ -311,7 +323,7 @@ def _iter_scp(scp_path: str, validate: bool) -> Iterator[tuple[str, np.ndarray]]
                 if offset > os.fstat(fd.fileno()).st_size:
                     raise DataError(f"{where}: offset {offset} is past the end of {path}")
                 fd.seek(offset)
-                arr = read_mat(fd, where)
+                arr = read_mat(fd, where, alloc)
             if validate:
                 _check_values(arr, where)
             yield utt, arr
@@ -320,14 +332,14 @@ def _iter_scp(scp_path: str, validate: bool) -> Iterator[tuple[str, np.ndarray]]
             fd.close()
 
 
-def _iter_ark(target: str, validate: bool) -> Iterator[tuple[str, np.ndarray]]:
+def _iter_ark(target: str, validate: bool, alloc: Allocator | None = None) -> Iterator[tuple[str, np.ndarray]]:
     with _open_stream(target) as fd:
         while True:
             utt = _read_key(fd, target)
             if utt is None:
                 return
             where = f"{target}: utterance {utt!r}"
-            arr = read_mat(fd, where)
+            arr = read_mat(fd, where, alloc)
             if validate:
                 _check_values(arr, where)
             yield utt, arr
@@ -347,11 +359,14 @@ def iter_mats(rspecifier: str | os.PathLike, *, validate: bool = True) -> Iterat
     ------
     (str, ndarray of shape (T, F) or (D,))
     """
+    yield from _iter_mats(rspecifier, validate)
+
+
+def _iter_mats(rspecifier, validate: bool = True, alloc: Allocator | None = None):
     kind, target = parse_rspecifier(rspecifier)
     if kind == "scp":
-        yield from _iter_scp(target, validate)
-    else:
-        yield from _iter_ark(target, validate)
+        return _iter_scp(target, validate, alloc)
+    return _iter_ark(target, validate, alloc)
 
 
 def load_mats(
