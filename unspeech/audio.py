@@ -1,0 +1,308 @@
+"""Audio input: wav/flac files and Kaldi ``wav.scp`` pipes → 16 kHz mono float32.
+
+Every reader here returns samples as ``ndarray of shape (n_samples,), float32`` in [-1, 1]
+at :data:`TARGET_RATE` (16 kHz), whatever the source looks like:
+
+* **Sources.** A path to anything libsndfile reads (wav, flac, ogg, ...), or a Kaldi ``wav.scp``
+  value that is a command ending in ``|``: the command runs through ``/bin/sh`` and its standard
+  output must be a WAV (or other libsndfile-readable) byte stream, e.g.
+  ``sox in.mp3 -t wav - |`` or ``sph2pipe -f wav x.sph |``.
+* **Channels.** Multi-channel audio is down-mixed to mono by taking the **mean of all channels**
+  (no channel is preferred; a stereo file whose channels are identical is unchanged).
+* **Sample rate.** Any other rate (8 kHz telephone audio, 22.05/44.1/48 kHz) is converted with
+  polyphase resampling (:func:`scipy.signal.resample_poly`, Kaiser-windowed FIR), which keeps
+  ``round(n * 16000 / rate)`` samples.
+* **Segments.** ``start``/``end`` (seconds, as in a Kaldi ``segments`` file) cut a recording
+  before resampling. ``end`` of ``None`` or negative means "to the end of the recording". Like
+  Kaldi's ``extract-segments`` an end time up to :data:`MAX_OVERSHOOT` seconds past the end of
+  the recording is clipped; further than that is an error.
+
+Problems a user can cause (missing or unreadable file, failing pipe command, no samples,
+non-finite samples, a segment outside the recording) raise :class:`unspeech.errors.AudioError`
+naming the source.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import subprocess
+from typing import Iterable
+
+import numpy as np
+import soundfile as sf
+
+from unspeech.errors import AudioError
+
+__all__ = [
+    "TARGET_RATE",
+    "MAX_OVERSHOOT",
+    "AUDIO_EXTENSIONS",
+    "is_pipe",
+    "read_audio",
+    "to_mono",
+    "resample",
+    "cut_segment",
+    "convert_audio",
+    "load_audio",
+    "write_audio",
+    "find_audio_files",
+]
+
+TARGET_RATE = 16000
+"""Sample rate (Hz) of everything :func:`load_audio` returns."""
+
+MAX_OVERSHOOT = 0.5
+"""Seconds a segment's end may lie past the end of its recording before it is an error."""
+
+AUDIO_EXTENSIONS = (".wav", ".flac")
+"""File name endings :func:`find_audio_files` picks up (case-insensitive)."""
+
+
+def is_pipe(source: str) -> bool:
+    """True if a ``wav.scp`` value is a command whose standard output is the audio (``cmd |``)."""
+    return str(source).rstrip().endswith("|")
+
+
+def _read_pipe_bytes(command: str) -> bytes:
+    cmd = command.rstrip()[:-1].strip()
+    if not cmd:
+        raise AudioError(f"empty pipe command in wav.scp entry {command!r}")
+    proc = subprocess.run(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
+        raise AudioError(
+            f"audio command {cmd!r} failed with exit code {proc.returncode}"
+            + (f": {' / '.join(tail)}" if tail else "")
+        )
+    if not proc.stdout:
+        raise AudioError(f"audio command {cmd!r} wrote no bytes to its standard output")
+    return proc.stdout
+
+
+def _check_file(path: str) -> None:
+    if not os.path.exists(path):
+        raise AudioError(f"audio file {path!r} does not exist")
+    if os.path.isdir(path):
+        raise AudioError(f"audio path {path!r} is a directory, not a file")
+
+
+def read_audio(
+    source: str | os.PathLike, start_frame: int = 0, stop_frame: int | None = None
+) -> tuple[np.ndarray, int]:
+    """Read audio as it is stored, without any conversion.
+
+    Parameters
+    ----------
+    source : path or ``"cmd |"``
+        A file libsndfile can read, or a command whose standard output is the audio.
+    start_frame, stop_frame : int
+        Read only frames ``[start_frame, stop_frame)`` (at the file's own rate). For pipes the
+        whole stream is decoded and then sliced.
+
+    Returns
+    -------
+    samples : ndarray of shape (n_frames, n_channels), float32 in [-1, 1]
+    sample_rate : int, Hz
+    """
+    src = os.fspath(source)
+    try:
+        if is_pipe(src):
+            data, rate = sf.read(io.BytesIO(_read_pipe_bytes(src)), dtype="float32", always_2d=True)
+            data = data[start_frame:stop_frame]
+        else:
+            _check_file(src)
+            data, rate = sf.read(
+                src, start=start_frame, stop=stop_frame, dtype="float32", always_2d=True
+            )
+    except AudioError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as exc:
+        raise AudioError(f"cannot read audio {src!r}: {exc}") from exc
+    return data, int(rate)
+
+
+def to_mono(samples: np.ndarray) -> np.ndarray:
+    """Down-mix ``(n, channels)`` to ``(n,)`` float32 by the mean of the channels."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim == 1:
+        return samples
+    if samples.shape[1] == 1:
+        return samples[:, 0]
+    return samples.mean(axis=1, dtype=np.float32)
+
+
+def resample(samples: np.ndarray, orig_rate: int, target_rate: int = TARGET_RATE) -> np.ndarray:
+    """Polyphase resampling of a mono signal.
+
+    Parameters
+    ----------
+    samples : ndarray of shape (n,), float
+    orig_rate, target_rate : int, Hz
+
+    Returns
+    -------
+    ndarray of shape (ceil(n * target_rate / orig_rate),), float32
+    """
+    if orig_rate <= 0 or target_rate <= 0:
+        raise AudioError(
+            f"sample rates must be positive. Received: orig_rate={orig_rate}, target_rate={target_rate}"
+        )
+    samples = np.asarray(samples, dtype=np.float32)
+    if orig_rate == target_rate or samples.size == 0:
+        return samples
+    from scipy.signal import resample_poly
+
+    g = math.gcd(int(orig_rate), int(target_rate))
+    out = resample_poly(samples, int(target_rate) // g, int(orig_rate) // g)
+    return out.astype(np.float32, copy=False)
+
+
+def _segment_frames(
+    start: float, end: float | None, rate: int, n_frames: int | None, name: str
+) -> tuple[int, int | None]:
+    """Frame range ``[first, last)`` of a segment; validates it against the recording length."""
+    if start < 0:
+        raise AudioError(f"segment of {name!r} starts before 0 s (start={start})")
+    first = int(round(start * rate))
+    if end is None or end < 0:
+        last = n_frames
+    else:
+        if end <= start:
+            raise AudioError(f"segment of {name!r} ends before it starts (start={start}, end={end})")
+        last = int(round(end * rate))
+        if n_frames is not None and last > n_frames:
+            overshoot = (last - n_frames) / rate
+            if overshoot > MAX_OVERSHOOT:
+                raise AudioError(
+                    f"segment {start}-{end} s lies past the end of {name!r} "
+                    f"({n_frames / rate:.3f} s) by {overshoot:.3f} s (> {MAX_OVERSHOOT} s)"
+                )
+            last = n_frames
+    if n_frames is not None and first >= n_frames:
+        raise AudioError(
+            f"segment starting at {start} s lies past the end of {name!r} ({n_frames / rate:.3f} s)"
+        )
+    return first, last
+
+
+def cut_segment(
+    samples: np.ndarray, sample_rate: int, start: float, end: float | None, name: str = "<array>"
+) -> np.ndarray:
+    """Cut ``samples[start:end]`` given in seconds (see the module notes for the edge rules).
+
+    ``samples`` has shape (n, ...) at ``sample_rate``; ``name`` is used in error messages.
+    """
+    first, last = _segment_frames(start, end, sample_rate, len(samples), name)
+    return samples[first:last]
+
+
+def convert_audio(
+    samples: np.ndarray, sample_rate: int, target_rate: int = TARGET_RATE, name: str = "<array>"
+) -> np.ndarray:
+    """Check, down-mix and resample audio as read by :func:`read_audio`.
+
+    Parameters
+    ----------
+    samples : ndarray of shape (n,) or (n, channels), float
+    sample_rate : int, Hz, the rate of ``samples``
+    target_rate : int, Hz
+    name : str, the source named in error messages
+
+    Returns
+    -------
+    ndarray of shape (ceil(n * target_rate / sample_rate),), float32
+    """
+    if samples.shape[0] == 0:
+        raise AudioError(f"audio {name!r} contains no samples (zero-length)")
+    mono = to_mono(samples)
+    if not np.isfinite(mono).all():
+        raise AudioError(f"audio {name!r} contains NaN or infinite sample values")
+    return resample(mono, sample_rate, target_rate)
+
+
+def load_audio(
+    source: str | os.PathLike,
+    start: float | None = None,
+    end: float | None = None,
+    sample_rate: int = TARGET_RATE,
+) -> np.ndarray:
+    """Read a file or ``wav.scp`` pipe, optionally cut a segment, convert to mono at ``sample_rate``.
+
+    Parameters
+    ----------
+    source : path or ``"cmd |"``
+    start, end : float or None
+        Segment boundaries in seconds; both ``None`` reads the whole recording.
+    sample_rate : int
+        Output rate in Hz (16 kHz by default).
+
+    Returns
+    -------
+    ndarray of shape (n_samples,), float32 in [-1, 1]
+    """
+    name = os.fspath(source)
+    if start is None and end is None:
+        data, rate = read_audio(name)
+        return convert_audio(data, rate, sample_rate, name)
+    start = 0.0 if start is None else float(start)
+    if is_pipe(name):
+        data, rate = read_audio(name)
+        data = cut_segment(data, rate, start, end, name)
+        return convert_audio(data, rate, sample_rate, name)
+    _check_file(name)
+    try:
+        info = sf.info(name)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise AudioError(f"cannot read audio {name!r}: {exc}") from exc
+    first, last = _segment_frames(start, end, info.samplerate, info.frames, name)
+    data, rate = read_audio(name, first, last)
+    return convert_audio(data, rate, sample_rate, name)
+
+
+def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = TARGET_RATE) -> None:
+    """Write float samples in [-1, 1] as 16-bit PCM; the format follows the ending (.wav/.flac).
+
+    The file is written atomically (temporary name, then rename).
+    """
+    from unspeech._fileutil import atomic_path
+
+    path = os.fspath(path)
+    fmt = "FLAC" if path.lower().endswith(".flac") else "WAV"
+    clipped = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 32767 / 32768)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), clipped, sample_rate, format=fmt, subtype="PCM_16")
+
+
+def find_audio_files(folder: str | os.PathLike, extensions: Iterable[str] = AUDIO_EXTENSIONS) -> dict[str, str]:
+    """Map recording id → path for every audio file under ``folder`` (recursively).
+
+    The id is the file name without its extension. Two files with the same id, or an id with
+    whitespace (not allowed in Kaldi ids), raise :class:`AudioError`; so does a folder without
+    any audio file.
+    """
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise AudioError(f"audio folder {folder!r} does not exist or is not a directory")
+    exts = tuple(e.lower() for e in extensions)
+    found: dict[str, str] = {}
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for fname in sorted(files):
+            stem, ext = os.path.splitext(fname)
+            if ext.lower() not in exts or fname.startswith("."):
+                continue
+            path = os.path.join(root, fname)
+            if any(ch.isspace() for ch in stem):
+                raise AudioError(
+                    f"file name {path!r} contains whitespace, which Kaldi ids cannot hold; rename it"
+                )
+            if stem in found:
+                raise AudioError(
+                    f"two audio files give the same id {stem!r}: {found[stem]!r} and {path!r}"
+                )
+            found[stem] = path
+    if not found:
+        raise AudioError(f"no {'/'.join(exts)} files found in {folder!r}")
+    return dict(sorted(found.items()))
