@@ -162,20 +162,18 @@ def available_engines() -> dict[str, tuple[str, ...]]:
 
 
 def _resolve_engines(engines: Iterable[str] | None) -> dict[str, tuple[str, ...]]:
+    wanted = None if engines is None else list(engines)
+    for name in wanted or ():
+        if name not in ENGINES:
+            raise ConfigError(f"unknown TTS engine {name!r}; choose from {', '.join(ENGINES)}")
     if shutil.which("sox") is None:
         raise ConfigError("`sox` is required for speech synthesis but was not found on PATH")
     installed = available_engines()
-    if engines is None:
-        chosen = installed
-    else:
-        chosen = {}
-        for name in engines:
-            if name not in ENGINES:
-                raise ConfigError(f"unknown TTS engine {name!r}; choose from {', '.join(ENGINES)}")
-            if name not in installed:
-                raise ConfigError(f"TTS engine {name!r} is not installed (binary "
-                                  f"`{_ENGINE_BINARY[name]}` not found or without voices)")
-            chosen[name] = installed[name]
+    for name in wanted or ():
+        if name not in installed:
+            raise ConfigError(f"TTS engine {name!r} is not installed (binary "
+                              f"`{_ENGINE_BINARY[name]}` not found or without voices)")
+    chosen = installed if wanted is None else {n: installed[n] for n in ENGINES if n in wanted}
     if not chosen:
         raise ConfigError("no TTS engine found: install espeak-ng, flite or festival")
     return chosen
