@@ -1,0 +1,413 @@
+"""Feature export (``--gen_feat``): a trained run -> Kaldi ``ivector_online`` features or speaker vectors.
+
+``gen_feat`` reads ``RUN/config.json`` and a checkpoint, slides the target tower (and with
+``genfeat_combine_contexts`` the context tower) over every utterance (see
+:mod:`unspeech.context.embed` for the row layout) and writes ``PREFIX.ark`` + ``PREFIX.scp`` and
+``ivector_period`` beside them, ready for ``--online-ivectors=scp:PREFIX.scp
+--online-ivector-period=$(cat DIR/ivector_period)``. Every input utterance appears in the output,
+in input order.
+
+Scale-out: ``job=J, num_jobs=N`` processes utterances ``J-1, J-1+N, J-1+2N, ...`` (round robin,
+1-based ``J`` as in Kaldi's ``JOB``) into ``PREFIX.J.ark/scp``; :func:`merge_jobs` then writes
+``PREFIX.scp`` in input order. ``nj=N`` does both with local processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from unspeech.errors import ConfigError, DataError
+
+__all__ = ["GenFeatOptions", "OUTPUT_FORMATS", "add_export_arguments", "options_from_args", "gen_feat",
+           "merge_jobs", "evaluate_context_accuracy", "job_prefix"]
+
+log = logging.getLogger("unspeech.gen_feat")
+
+OUTPUT_FORMATS = ("kaldi_bin", "kaldi_text", "npz")
+
+
+def _opt(default: Any, help: str, choices: tuple | None = None, aliases: tuple[str, ...] = ()):
+    return field(default=default, metadata={"help": help, "choices": choices, "aliases": aliases})
+
+
+@dataclass
+class GenFeatOptions:
+    """Options of feature export (the model's own options come from the run's config.json)."""
+
+    output_feat_file: str = _opt("", "Output prefix: writes PREFIX.ark + PREFIX.scp (or PREFIX.npz) and DIR/ivector_period.")
+    checkpoint: str = _opt("", "Checkpoint to load: empty = latest, N = the one saved at step N, or a checkpoint prefix.")
+    genfeat_stride: int = _opt(10, "Frames between output rows: Kaldi's --online-ivector-period (10 frames = 100 ms).")
+    genfeat_alignment: str = _opt("start", "start: row i embeds the window starting at frame i*stride (original); center: the window centred there.", ("start", "center"))
+    genfeat_interpolate_outputlength_padding: bool = _opt(False, "Compute only rows whose window fits inside the utterance; other rows copy the nearest computed row (row count unchanged).")
+    kaldi_normalize_to_input_length: bool = _opt(False, "Write one row per input frame (T rows, ivector_period 1) instead of ceil(T/stride).")
+    genfeat_combine_contexts: bool = _opt(False, "Rows of 2*embedding_size: target tower then context tower embedding of the same position.")
+    generate_speaker_vectors: bool = _opt(False, "Write one vector per utterance (mean of its rows) instead of frame-level rows.")
+    speaker_vector_l2_normalize: bool = _opt(True, "L2-normalise speaker vectors.")
+    output_format: str = _opt("kaldi_bin", "kaldi_bin (ark+scp), kaldi_text (text ark+scp) or npz (utterance id -> array).", OUTPUT_FORMATS)
+    output_compress: bool = _opt(False, "Kaldi-compress the output matrices (as copy-feats --compress=true).")
+    genfeat_batch_size: int = _opt(256, "Windows per model call (bounds memory, not utterance length).")
+    test_perf: bool = _opt(False, "Report context-discrimination accuracy on sampled batches of the input (weights are never changed).")
+    test_perf_batches: int = _opt(20, "Batches sampled by --test_perf.")
+    job: int = _opt(0, "Process only job J (1-based) of --num_jobs round-robin splits into PREFIX.J.ark/scp.")
+    num_jobs: int = _opt(0, "Number of splits for --job / --merge.")
+    merge: bool = _opt(False, "Merge PREFIX.1..N.scp of --num_jobs jobs into PREFIX.scp (input order) and stop.")
+    nj: int = _opt(1, "Run this many local processes (split + merge).")
+    hop_size: int = _opt(1, "Kept so that old command lines parse; only 1 is accepted (the row period is --genfeat_stride).")
+    quiet: bool = _opt(False, "No progress bar.")
+
+    def validate(self) -> "GenFeatOptions":
+        if not self.merge and not self.output_feat_file and not self.test_perf:
+            raise ConfigError("`output_feat_file` is required for --gen_feat (e.g. --output_feat_file DIR/ivector_online)")
+        for name in ("genfeat_stride", "genfeat_batch_size", "nj", "test_perf_batches"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"`{name}` must be >= 1. Received: {name}={getattr(self, name)}")
+        if self.hop_size != 1:
+            raise ConfigError(f"`hop_size` is a legacy flag and must be 1; set the row period with --genfeat_stride. Received: hop_size={self.hop_size}")
+        if self.output_format not in OUTPUT_FORMATS:
+            raise ConfigError(f"`output_format` must be one of {', '.join(OUTPUT_FORMATS)}. Received: output_format={self.output_format!r}")
+        if (self.job or self.merge) and self.num_jobs < 1:
+            raise ConfigError("--job and --merge need --num_jobs N")
+        if self.job and not 1 <= self.job <= self.num_jobs:
+            raise ConfigError(f"`job` must be in 1..{self.num_jobs}. Received: job={self.job}")
+        if self.nj > 1 and self.job:
+            raise ConfigError("use either --nj (local processes) or --job/--num_jobs (a job array), not both")
+        if self.output_compress and self.output_format != "kaldi_bin":
+            raise ConfigError("`output_compress` needs output_format=kaldi_bin")
+        return self
+
+
+# ---------------------------------------------------------------------- command line
+
+
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per :class:`GenFeatOptions` field; booleans accept --x, --nox, --x True/False."""
+    from unspeech.context.config import parse_bool
+
+    group = parser.add_argument_group("feature export (--gen_feat)")
+    defaults = GenFeatOptions()
+    for f in fields(GenFeatOptions):
+        default = getattr(defaults, f.name)
+        help_text = f"{f.metadata['help']} (default: {default!r})"
+        names = [f"--{f.name}", *f.metadata["aliases"]]
+        if isinstance(default, bool):
+            group.add_argument(*names, dest=f.name, nargs="?", const=True, type=parse_bool,
+                               default=argparse.SUPPRESS, metavar="BOOL", help=help_text)
+            group.add_argument(f"--no{f.name}", dest=f.name, action="store_const", const=False,
+                               default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        else:
+            group.add_argument(*names, dest=f.name, type=type(default), choices=f.metadata["choices"],
+                               default=argparse.SUPPRESS, metavar=f.name.upper(), help=help_text)
+
+
+def options_from_args(args: argparse.Namespace) -> GenFeatOptions:
+    names = {f.name for f in fields(GenFeatOptions)}
+    return GenFeatOptions(**{k: v for k, v in vars(args).items() if k in names}).validate()
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def job_prefix(prefix: str, job: int) -> str:
+    """``DIR/ivector_online`` + job 3 -> ``DIR/ivector_online.3`` (Kaldi's JOB naming)."""
+    return f"{prefix}.{job}" if job else prefix
+
+
+def _checkpoint_arg(text: str) -> str | int | None:
+    if not text:
+        return None
+    return int(text) if text.isdigit() else text
+
+
+def _check_architecture(config, given: dict[str, Any], run_dir: str) -> None:
+    """Given model/sampling flags must equal the run's config.json (a mismatch would give garbage)."""
+    from unspeech.context.config import ContextConfig
+
+    kinds = {f.name: f.metadata["kind"] for f in fields(ContextConfig)}
+    conflicts = [f"--{k} {v!r} (run has {getattr(config, k)!r})" for k, v in sorted(given.items())
+                 if kinds.get(k) in ("model", "sampling") and getattr(config, k) != v]
+    if conflicts:
+        raise ConfigError(
+            f"the flags given do not match the trained run {run_dir}/config.json: " + "; ".join(conflicts)
+            + ". Leave architecture flags out: they are read from the run"
+        )
+
+
+def _shard(items: Iterable[tuple[str, np.ndarray]], job: int, num_jobs: int) -> Iterator[tuple[str, np.ndarray]]:
+    if not job:
+        yield from items
+        return
+    for i, item in enumerate(items):
+        if i % num_jobs == job - 1:
+            yield item
+
+
+def _scp_iter_for_job(rspecifier: str, job: int, num_jobs: int):
+    """For an scp input, read only this job's lines (no need to touch the other arks)."""
+    from unspeech import kaldi_io
+    from unspeech.kaldi_io import parse_rspecifier
+
+    kind, target = parse_rspecifier(rspecifier)
+    if kind != "scp" or not job:
+        return _shard(kaldi_io.iter_mats(rspecifier), job, num_jobs)
+    lines = [f"{u} {loc}\n" for i, (u, loc) in enumerate(kaldi_io.read_scp_entries(target)) if i % num_jobs == job - 1]
+    import tempfile
+
+    tmp = tempfile.NamedTemporaryFile("w", suffix=".scp", delete=False, encoding="utf-8")
+    tmp.writelines(lines)
+    tmp.close()
+
+    def gen():
+        try:
+            yield from kaldi_io.iter_mats(f"scp:{tmp.name}")
+        finally:
+            os.unlink(tmp.name)
+
+    return gen()
+
+
+class _Progress:
+    """tqdm bar over utterances with frames/s and real-time factor (10 ms frames)."""
+
+    def __init__(self, enabled: bool, desc: str):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(desc=desc, unit="utt", file=sys.stderr)
+        self.frames = 0
+        self.t0 = time.perf_counter()
+
+    def update(self, frames: int) -> None:
+        self.frames += frames
+        if self.bar is not None:
+            elapsed = time.perf_counter() - self.t0
+            self.bar.update(1)
+            self.bar.set_postfix(frames_per_s=f"{self.frames / max(elapsed, 1e-9):.0f}", rtf=f"{self.rtf:.4f}", refresh=False)
+
+    @property
+    def rtf(self) -> float:
+        audio_s = self.frames / 100.0
+        return (time.perf_counter() - self.t0) / audio_s if audio_s else 0.0
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _write_output(prefix: str, items: Iterator[tuple[str, np.ndarray]], opts: GenFeatOptions) -> int:
+    from unspeech import kaldi_io
+    from unspeech._fileutil import atomic_path
+
+    if opts.output_format == "npz":
+        arrays = dict(items)
+        with atomic_path(prefix + ".npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+        return len(arrays)
+    return kaldi_io.write_mats(prefix + ".ark", items, prefix + ".scp", compress=opts.output_compress,
+                               text=opts.output_format == "kaldi_text")
+
+
+def _write_period(prefix: str, period: int) -> None:
+    from unspeech._fileutil import atomic_open
+
+    with atomic_open(Path(prefix).parent / "ivector_period") as fh:
+        fh.write(f"{period}\n")
+
+
+# ---------------------------------------------------------------------- main entry
+
+
+def gen_feat(run_dir: str, filelist: str, opts: GenFeatOptions, given: dict[str, Any] | None = None,
+             on_utterance: Callable[[str, int], None] | None = None) -> dict[str, Any]:
+    """Export features of ``filelist`` with the trained run ``run_dir``.
+
+    Parameters
+    ----------
+    run_dir : str
+        Run dir with ``config.json`` and checkpoints.
+    filelist : str
+        Input features (ark, ark.gz, scp or rspecifier), ``(T, feat_size)`` per utterance.
+    opts : GenFeatOptions
+    given : dict, optional
+        ContextConfig flags the user typed; model/sampling ones are checked against the run.
+    on_utterance : callable, optional
+        Called as ``on_utterance(utt_id, num_frames)`` after each utterance (progress hook).
+
+    Returns
+    -------
+    dict with ``utterances``, ``frames``, ``seconds``, ``rtf``, ``outputs`` (paths written) and,
+    with ``test_perf``, ``accuracy`` and ``majority_baseline``.
+    """
+    opts = opts.validate()
+    if opts.merge:
+        return {"outputs": merge_jobs(opts.output_feat_file, opts.num_jobs, opts.output_format)}
+    if opts.nj > 1:
+        return _run_local_jobs(run_dir, filelist, opts, given)
+    from unspeech.context.embed import FrameEmbedder, speaker_vector
+    from unspeech.context.rundir import load_run
+
+    config, model = load_run(run_dir, _checkpoint_arg(opts.checkpoint))
+    _check_architecture(config, dict(given or {}), run_dir)
+    summary: dict[str, Any] = {"outputs": []}
+    if opts.test_perf:
+        summary.update(evaluate_context_accuracy(model, filelist, opts.test_perf_batches))
+        log.info("context accuracy %.4f on %d sampled pairs (majority baseline %.4f)",
+                 summary["accuracy"], summary["pairs"], summary["majority_baseline"])
+        if not opts.output_feat_file:
+            return summary
+    embedder = FrameEmbedder(model, period=opts.genfeat_stride, alignment=opts.genfeat_alignment,
+                             interpolate_padding=opts.genfeat_interpolate_outputlength_padding,
+                             combine_contexts=opts.genfeat_combine_contexts,
+                             normalize_to_input_length=opts.kaldi_normalize_to_input_length,
+                             batch_size=opts.genfeat_batch_size)
+    prefix = job_prefix(opts.output_feat_file, opts.job)
+    progress = _Progress(not opts.quiet, f"gen_feat{f' job {opts.job}' if opts.job else ''}")
+    lengths: dict[str, int] = {}
+
+    def inputs():
+        for utt, feats in _scp_iter_for_job(filelist, opts.job, opts.num_jobs):
+            if feats.ndim != 2 or feats.shape[1] != config.feat_size:
+                raise DataError(
+                    f"{filelist}: utterance {utt!r} has {feats.shape[-1]}-dimensional features, but the run "
+                    f"was trained on feat_size={config.feat_size} (--num_filters)"
+                )
+            lengths[utt] = len(feats)
+            yield utt, feats
+
+    def outputs():
+        for utt, rows in embedder.embed(inputs()):
+            progress.update(lengths[utt])
+            if on_utterance is not None:
+                on_utterance(utt, lengths.pop(utt))
+            yield utt, (speaker_vector(rows, opts.speaker_vector_l2_normalize) if opts.generate_speaker_vectors else rows)
+
+    try:
+        count = _write_output(prefix, outputs(), opts)
+    finally:
+        progress.close()
+    if count == 0 and not opts.job:
+        raise DataError(f"{filelist}: no utterances to export")
+    ext = ".npz" if opts.output_format == "npz" else ".ark"
+    summary["outputs"].append(prefix + ext)
+    if not opts.generate_speaker_vectors and not opts.job:
+        _write_period(prefix, embedder.output_period)
+        summary["outputs"].append(str(Path(prefix).parent / "ivector_period"))
+    summary.update(utterances=count, frames=progress.frames, seconds=time.perf_counter() - progress.t0, rtf=progress.rtf)
+    log.info("exported %d utterances (%.1f s of audio) to %s%s, real-time factor %.4f",
+             count, progress.frames / 100.0, prefix, ext, progress.rtf)
+    return summary
+
+
+def merge_jobs(prefix: str, num_jobs: int, output_format: str = "kaldi_bin", period: int | None = None) -> list[str]:
+    """Merge ``PREFIX.1..N`` job outputs into ``PREFIX.scp`` (or ``PREFIX.npz``) in input order.
+
+    Job ``J`` holds input utterances ``J-1, J-1+N, ...``; the merged order interleaves them back.
+    """
+    from unspeech import kaldi_io
+    from unspeech._fileutil import atomic_open, atomic_path
+
+    if output_format == "npz":
+        parts = []
+        for j in range(1, num_jobs + 1):
+            path = job_prefix(prefix, j) + ".npz"
+            if not os.path.exists(path):
+                raise DataError(f"job output {path} is missing (did job {j} finish?)")
+            with np.load(path) as z:
+                parts.append([(k, z[k]) for k in z.files])
+        merged = _interleave(parts, prefix)
+        with atomic_path(prefix + ".npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **dict(merged))
+        outputs = [prefix + ".npz"]
+    else:
+        parts = []
+        for j in range(1, num_jobs + 1):
+            path = job_prefix(prefix, j) + ".scp"
+            if not os.path.exists(path):
+                raise DataError(f"job output {path} is missing (did job {j} finish?)")
+            parts.append(list(kaldi_io.read_scp_entries(path)))
+        merged = _interleave(parts, prefix)
+        with atomic_open(prefix + ".scp") as fh:
+            fh.writelines(f"{u} {loc}\n" for u, loc in merged)
+        outputs = [prefix + ".scp"]
+    if period is not None:
+        _write_period(prefix, period)
+        outputs.append(str(Path(prefix).parent / "ivector_period"))
+    return outputs
+
+
+def _interleave(parts: list[list], prefix: str) -> list:
+    total = sum(len(p) for p in parts)
+    n = len(parts)
+    for j, p in enumerate(parts):
+        expected = len(range(j, total, n))
+        if len(p) != expected:
+            raise DataError(f"{job_prefix(prefix, j + 1)}: has {len(p)} utterances, expected {expected} for round-robin splits of {total}")
+    return [parts[i % n][i // n] for i in range(total)]
+
+
+def _job_worker(run_dir: str, filelist: str, opts: GenFeatOptions, given: dict, threads: int) -> int:
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    return gen_feat(run_dir, filelist, opts, given)["utterances"]
+
+
+def _run_local_jobs(run_dir: str, filelist: str, opts: GenFeatOptions, given) -> dict[str, Any]:
+    import multiprocessing as mp
+
+    n = opts.nj
+    threads = max(1, (os.cpu_count() or 1) // n)
+    ctx = mp.get_context("spawn")
+    t0 = time.perf_counter()
+    job_opts = [dataclasses.replace(opts, nj=1, job=j, num_jobs=n, quiet=opts.quiet or j > 1) for j in range(1, n + 1)]
+    with ctx.Pool(n) as pool:
+        counts = pool.starmap(_job_worker, [(run_dir, filelist, o, dict(given or {}), threads) for o in job_opts])
+    period = None
+    if not opts.generate_speaker_vectors:
+        period = 1 if opts.kaldi_normalize_to_input_length else opts.genfeat_stride
+    outputs = merge_jobs(opts.output_feat_file, n, opts.output_format, period)
+    total = sum(counts)
+    if total == 0:
+        raise DataError(f"{filelist}: no utterances to export")
+    return {"utterances": total, "outputs": outputs, "seconds": time.perf_counter() - t0}
+
+
+# ---------------------------------------------------------------------- --test_perf
+
+
+def evaluate_context_accuracy(model, filelist: str, batches: int = 20) -> dict[str, float]:
+    """Context-discrimination accuracy of ``model`` on ``batches`` sampled batches of ``filelist``.
+
+    Only forward passes in inference mode: no optimizer exists here and no variable is assigned,
+    so the weights stay bit-identical.
+    """
+    from unspeech.context.model import pair_labels
+    from unspeech.context.sampling import ContextSampler
+    from unspeech.feature_store import FeatureStore
+
+    config = model.config
+    store = FeatureStore.from_rspecifier(filelist)
+    sampler = ContextSampler(store, config, stream=2, name=str(filelist))
+    labels = pair_labels(config)
+    correct = 0
+    total = 0
+    for i in range(batches):
+        batch = sampler.sample(i)
+        logits = np.asarray(model(batch, training=False))
+        correct += int(((logits > 0) == (labels[None, :] > 0.5)).sum())
+        total += logits.size
+    majority = float(max(labels.mean(), 1 - labels.mean()))
+    return {"accuracy": correct / total, "majority_baseline": majority, "pairs": total}
