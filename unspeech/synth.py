@@ -239,15 +239,17 @@ def _tts(speaker: SpeakerProfile, text: str, workdir: str) -> str:
 
 
 def _sox_effects(speaker: SpeakerProfile | None, channel: ChannelProfile | None) -> list[str]:
+    """sox effects: the speaker's voice changes, conversion to 16 kHz, then the channel."""
     fx: list[str] = []
     if speaker is not None:
         fx += ["pitch", f"{speaker.pitch_cents:.1f}", "bass", f"{speaker.bass_db:.1f}",
                "treble", f"{speaker.treble_db:.1f}", "tempo", "-s", f"{speaker.tempo:.3f}"]
+    fx += ["rate", "-h", str(TARGET_RATE)]
     if channel is not None:
         fx += ["equalizer", f"{channel.eq_freq:.1f}", f"{channel.eq_q:.2f}q", f"{channel.eq_gain_db:.1f}"]
         if channel.reverb > 0:
             fx += ["reverb", f"{channel.reverb:.1f}"]
-    return fx + ["rate", "-h", str(TARGET_RATE)]
+    return fx
 
 
 _RAW_OUT = ["-L", "-t", "f32", "-c", "1", "-"]

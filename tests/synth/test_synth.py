@@ -232,3 +232,47 @@ def test_cli_synth(tmp_path, capsys):
     assert len(datadir.read_rttm(tmp_path / "c" / "rttm")) == 2
     assert cli_main(["synth", "utterances", "--out-dir", str(tmp_path / "x"), "--engines", "nope", "--quiet"]) == 1
     assert "unknown TTS engine 'nope'" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- bundled demo data
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+def test_demo_utts_are_compressed_fbank_of_20_plus_speakers():
+    from unspeech import kaldi_io
+
+    d = DATA / "demo_utts"
+    ids, feats = kaldi_io.readArk(str(d / "feats.ark"))
+    utt2spk = datadir.read_utt2spk(d / "utt2spk")
+    assert ids == list(utt2spk) and len(set(utt2spk.values())) >= 20
+    assert all(m.shape[1] == 40 and np.isfinite(m).all() for m in feats)
+    assert b"CM" in (d / "feats.ark").read_bytes()[:40]  # Kaldi-compressed matrices
+    frames = datadir.read_table(d / "utt2num_frames")
+    assert all(int(frames[u][0]) == len(m) for u, m in zip(ids, feats))
+    datadir.validate_datadir(d)
+
+
+def test_demo_conversations_match_their_references():
+    d = DATA / "demo_conversations"
+    turns = datadir.read_rttm(d / "rttm")
+    uem = datadir.read_uem(d / "uem")
+    assert len(uem) >= 3
+    for conv, [(start, end)] in uem.items():
+        info = sf.info(d / "wav" / f"{conv}.flac")
+        assert (info.samplerate, info.channels, start) == (16000, 1, 0.0)
+        assert end == pytest.approx(info.duration, abs=1e-3)
+        mine = [t for t in turns if t.file_id == conv]
+        assert len({t.speaker for t in mine}) >= 2 and max(t.end for t in mine) <= end
+    assert all(p.startswith("data/demo_conversations/wav/") for p in datadir.read_wav_scp(d / "wav.scp").values())
+    datadir.validate_datadir(d)
+    # the conversations' speakers are the demo_utts speakers of the same name
+    import json
+
+    pool = {s["speaker_id"]: s for s in json.loads((DATA / "demo_utts" / "synth.json").read_text())["speakers"]}
+    used = json.loads((d / "synth.json").read_text())["speakers"]
+    assert used and all(pool[s["speaker_id"]] == s for s in used)
+
+
+def test_demo_data_is_small():
+    assert sum(p.stat().st_size for p in DATA.rglob("*") if p.is_file()) < 10 * 1024 * 1024
