@@ -11,7 +11,7 @@ at :data:`TARGET_RATE` (16 kHz), whatever the source looks like:
   (no channel is preferred; a stereo file whose channels are identical is unchanged).
 * **Sample rate.** Any other rate (8 kHz telephone audio, 22.05/44.1/48 kHz) is converted with
   polyphase resampling (:func:`scipy.signal.resample_poly`, Kaiser-windowed FIR), which keeps
-  ``round(n * 16000 / rate)`` samples.
+  ``ceil(n * 16000 / rate)`` samples.
 * **Segments.** ``start``/``end`` (seconds, as in a Kaldi ``segments`` file) cut a recording
   before resampling. ``end`` of ``None`` or negative means "to the end of the recording". Like
   Kaldi's ``extract-segments`` an end time up to :data:`MAX_OVERSHOOT` seconds past the end of
