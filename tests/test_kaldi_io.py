@@ -196,3 +196,14 @@ def test_bad_options(tmp_path):
         kaldi_io.write_mats(tmp_path / "x.ark.gz", [], tmp_path / "x.scp")
     with pytest.raises(DataError, match="written twice"):
         kaldi_io.write_mats(tmp_path / "y.ark", [("a", np.ones((1, 1))), ("a", np.ones((1, 1)))])
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    kaldi_io.write_mats(tmp_path / "x.ark", _mats().items(), tmp_path / "x.scp")
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("x.ark", "x.scp"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~mask

@@ -1,0 +1,151 @@
+"""Feature export: row layout, equality with the model applied directly, sharding, --test_perf."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from unspeech import kaldi_io  # noqa: E402
+from unspeech.context.config import ContextConfig  # noqa: E402
+from unspeech.context.embed import FrameEmbedder, num_output_rows, speaker_vector, window_starts  # noqa: E402
+from unspeech.context.export import GenFeatOptions, gen_feat, merge_jobs  # noqa: E402
+from unspeech.context.model import ContextModel, dummy_inputs  # noqa: E402
+from unspeech.context.rundir import embed_windows, load_run  # noqa: E402
+from unspeech.errors import ConfigError, DataError  # noqa: E402
+
+W = 8
+LENGTHS = {"a-short": 3, "b-exact": W, "c-long": 95, "d-mid": 41, "e-one": 1}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A run dir with an untrained (randomly initialised) tiny model, saved like training does."""
+    d = tmp_path_factory.mktemp("gen_feat")
+    run_dir = d / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    config = ContextConfig(feat_size=5, window_length=W, window_neg_length=W, embedding_transformation="BaselineDnn",
+                           num_dnn_layers=1, fc_size=8, embedding_size=4, left_contexts=1, right_contexts=1,
+                           negative_samples=2, batch_size=4, train_dir=str(run_dir)).validate()
+    config.to_json(run_dir / "config.json")
+    tf.keras.utils.set_random_seed(3)
+    model = ContextModel(config)
+    model(dummy_inputs(config, 1), training=False)
+    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(run_dir / "checkpoints"), max_to_keep=2).save()
+    rng = np.random.default_rng(0)
+    feats = {u: rng.standard_normal((n, 5)).astype(np.float32) for u, n in LENGTHS.items()}
+    kaldi_io.write_mats(d / "feats.ark", feats.items(), d / "feats.scp")
+    return d, run_dir, feats
+
+
+def test_row_counts_follow_kaldi_convention():
+    assert [num_output_rows(t, 10) for t in (1, 9, 10, 11, 95, 100)] == [1, 1, 1, 2, 10, 10]
+    np.testing.assert_array_equal(window_starts(25, 8, 10, "start"), [0, 10, 20])
+    np.testing.assert_array_equal(window_starts(25, 8, 10, "center"), [-4, 6, 16])
+    with pytest.raises(ConfigError, match="`alignment` must be one of start, center"):
+        window_starts(25, 8, 10, "left")
+
+
+@pytest.mark.parametrize("alignment", ["start", "center"])
+def test_rows_equal_model_applied_to_windows(run, alignment):
+    d, run_dir, feats = run
+    _, model = load_run(run_dir)
+    emb = FrameEmbedder(model, period=3, alignment=alignment, batch_size=7)
+    out = dict(emb.embed(feats.items()))
+    assert list(out) == list(feats)  # every id, input order
+    for utt, x in feats.items():
+        starts = window_starts(len(x), W, 3, alignment)
+        idx = np.clip(starts[:, None] + np.arange(W), 0, len(x) - 1)  # edge padding
+        expected = embed_windows(model, x[idx])
+        assert out[utt].shape == (num_output_rows(len(x), 3), 4)
+        np.testing.assert_allclose(out[utt], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_interpolate_padding_and_normalize_to_input_length(run):
+    d, run_dir, feats = run
+    _, model = load_run(run_dir)
+    x = feats["c-long"]  # 95 frames, period 10 -> 10 rows; full windows start at 0..80 -> rows 0..8
+    rows = FrameEmbedder(model, period=10, interpolate_padding=True).embed_utterance(x)
+    assert rows.shape == (10, 4)
+    np.testing.assert_allclose(rows[9], rows[8])  # the last row repeats the last full window
+    np.testing.assert_allclose(rows[:9], embed_windows(model, np.stack([x[s:s + W] for s in range(0, 90, 10)])), atol=1e-6)
+    dense = FrameEmbedder(model, period=10, normalize_to_input_length=True).embed_utterance(x)
+    plain = FrameEmbedder(model, period=10).embed_utterance(x)
+    assert dense.shape == (95, 4)
+    np.testing.assert_allclose(dense[np.arange(95)], plain[np.arange(95) // 10])
+
+
+def test_combine_contexts_and_speaker_vectors(run):
+    d, run_dir, feats = run
+    _, model = load_run(run_dir)
+    x = feats["d-mid"]
+    both = FrameEmbedder(model, period=5, combine_contexts=True).embed_utterance(x)
+    target = FrameEmbedder(model, period=5).embed_utterance(x)
+    assert both.shape == (9, 8)
+    np.testing.assert_allclose(both[:, :4], target, atol=1e-6)
+    idx = np.clip(window_starts(41, W, 5)[:, None] + np.arange(W), 0, 40)
+    np.testing.assert_allclose(both[:, 4:], embed_windows(model, x[idx], tower="context"), atol=1e-6)
+    vec = speaker_vector(target)
+    np.testing.assert_allclose(np.linalg.norm(vec), 1.0, rtol=1e-5)
+
+
+def test_gen_feat_writes_kaldi_outputs(run, tmp_path):
+    d, run_dir, feats = run
+    prefix = str(tmp_path / "out" / "ivector_online")
+    summary = gen_feat(str(run_dir), str(d / "feats.ark"), GenFeatOptions(output_feat_file=prefix, quiet=True))
+    assert summary["utterances"] == len(feats)
+    assert (tmp_path / "out" / "ivector_period").read_text() == "10\n"
+    ids, rows = kaldi_io.load_mats(f"scp:{prefix}.scp")
+    assert ids == list(feats)
+    assert [len(r) for r in rows] == [num_output_rows(n, 10) for n in LENGTHS.values()]
+    # speaker vectors, npz
+    gen_feat(str(run_dir), str(d / "feats.scp"), GenFeatOptions(output_feat_file=str(tmp_path / "spk"),
+             generate_speaker_vectors=True, output_format="npz", quiet=True))
+    with np.load(tmp_path / "spk.npz") as z:
+        assert sorted(z.files) == sorted(feats) and z["c-long"].shape == (4,)
+
+
+@pytest.mark.parametrize("source", ["feats.ark", "feats.scp"])
+def test_sharded_equals_unsharded(run, tmp_path, source):
+    d, run_dir, feats = run
+    one = str(tmp_path / "one" / "ivector_online")
+    gen_feat(str(run_dir), str(d / source), GenFeatOptions(output_feat_file=one, quiet=True))
+    many = str(tmp_path / "many" / "ivector_online")
+    for j in (1, 2, 3):
+        gen_feat(str(run_dir), str(d / source), GenFeatOptions(output_feat_file=many, job=j, num_jobs=3, quiet=True))
+    merge_jobs(many, 3, period=10)
+    a_ids, a = kaldi_io.load_mats(f"scp:{one}.scp", same_dim=True)
+    b_ids, b = kaldi_io.load_mats(f"scp:{many}.scp", same_dim=True)
+    assert a_ids == b_ids == list(feats)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert (tmp_path / "many" / "ivector_period").read_text() == "10\n"
+
+
+def test_test_perf_leaves_weights_unchanged(run):
+    d, run_dir, feats = run
+    _, before = load_run(run_dir)
+    weights_before = [v.numpy().copy() for v in before.weights]
+    summary = gen_feat(str(run_dir), str(d / "feats.ark"), GenFeatOptions(test_perf=True, test_perf_batches=3, quiet=True))
+    assert 0.0 <= summary["accuracy"] <= 1.0 and summary["majority_baseline"] == pytest.approx(2 / 4)
+    _, after = load_run(run_dir)
+    for x, y in zip(weights_before, after.weights):
+        np.testing.assert_array_equal(x, y.numpy())
+
+
+def test_errors(run, tmp_path):
+    d, run_dir, feats = run
+    with pytest.raises(ConfigError, match=r"--embedding_transformation 'Vgg16big' \(run has 'BaselineDnn'\)"):
+        gen_feat(str(run_dir), str(d / "feats.ark"), GenFeatOptions(output_feat_file=str(tmp_path / "x"), quiet=True),
+                 given={"embedding_transformation": "Vgg16big", "learn_rate": 0.1})
+    kaldi_io.write_mats(tmp_path / "wrong.ark", [("u1", np.zeros((20, 13), np.float32))])
+    with pytest.raises(DataError, match=r"wrong\.ark: utterance 'u1' has 13-dimensional features.*feat_size=5"):
+        gen_feat(str(run_dir), str(tmp_path / "wrong.ark"), GenFeatOptions(output_feat_file=str(tmp_path / "y"), quiet=True))
+    assert not list(tmp_path.glob("y*"))
+    with pytest.raises(ConfigError, match="output_feat_file` is required"):
+        GenFeatOptions().validate()
+    with pytest.raises(ConfigError, match="hop_size"):
+        GenFeatOptions(output_feat_file="x", hop_size=2).validate()
+    with pytest.raises(DataError, match=r"job output .*ivector_online\.1\.scp is missing \(did job 1 finish\?\)"):
+        merge_jobs(str(tmp_path / "ivector_online"), 2)
