@@ -1,0 +1,298 @@
+"""The diarization pipeline: audio in, speaker turns out.
+
+Stages (each reported to ``hook(step, artifact, completed=k, total=6)`` when one is given)::
+
+    audio       16 kHz mono samples                     ndarray (n_samples,) float32
+    fbank       Kaldi fbank, 40 bins, 10 ms frames      ndarray (T, 40) float32
+    speech      energy VAD or oracle speech             ndarray (T,) bool
+    embeddings  one row every ``step`` frames           ndarray (ceil(T / step), D) float32
+    labels      speaker per frame after smoothing       ndarray (T,) int (-1 = non-speech)
+    turns       RTTM turns                              list of unspeech.datadir.Turn
+
+Only rows of speech frames get a speaker: rows whose block of ``step`` frames is at least half
+speech ("core" rows) are clustered or decoded, other rows with some speech take the nearest
+speaker, non-speech frames stay without speaker. Frame labels are then smoothed and cleaned by
+:mod:`unspeech.diarize.postprocess`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from unspeech.datadir import Turn
+from unspeech.diarize.clustering import CLUSTER_METHODS, assign_to_centroids, check_speaker_bounds, cluster_rows
+from unspeech.diarize.postprocess import NON_SPEECH, labels_to_turns, postprocess_labels
+from unspeech.diarize.profiles import SpeakerProfiles, l2_normalize
+from unspeech.diarize.vad import EnergyVAD, mask_from_spans, num_frames_of
+from unspeech.errors import AudioError, ConfigError, DataError
+
+__all__ = ["BACKENDS", "Diarizer"]
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = (*CLUSTER_METHODS, "uisrnn", "enroll")
+"""Ways to decide who is who: three clusterers, a trained UIS-RNN, enrolled speaker profiles."""
+
+_STEPS = ("audio", "fbank", "speech", "embeddings", "labels", "turns")
+_SAMPLE_RATE = 16000
+
+
+class Diarizer:
+    """Who spoke when, for one recording at a time.
+
+    Parameters
+    ----------
+    backend : {"hdbscan", "ahc", "spectral", "uisrnn", "enroll"}
+    model : str, ``"stats"`` (windowed fbank statistics, a model-free baseline) or a training run
+        directory of the unspeech context model
+    step : int, frames between embedding rows (10 = 100 ms)
+    num_speakers, min_speakers, max_speakers : int, optional speaker-count constraints
+    smooth_size : int, label smoothing window in frames (83)
+    dur_threshold : int, shortest kept segment in frames (10 = 100 ms)
+    short_segments : {"merge", "drop"}, what happens to shorter segments
+    threshold : float, AHC cosine-distance threshold (when the count is not fixed)
+    min_cluster_size : int, HDBSCAN's smallest cluster in rows
+    uisrnn : path of a UIS-RNN model saved by :class:`unspeech.uisrnn.UISRNN` (backend "uisrnn");
+        it must have been trained on rows of the same embedder, as ``--gen_feat`` exports them
+    enroll : list of enrollment audio paths, one speaker each (named by file name), or a mapping
+        name → path (backend "enroll")
+    profiles : Kaldi rspecifier of speaker embeddings (backend "enroll"), instead of ``enroll``
+    unknown_threshold : float, optional; cosine similarity below which speech is "unknown"
+    vad : :class:`~unspeech.diarize.vad.EnergyVAD`, optional; the speech detector's settings
+    max_points : int, most rows clustered directly per recording
+
+    Fitted attributes (set on first use): ``embedder_``, ``profiles_``, ``uisrnn_``.
+    """
+
+    def __init__(
+        self,
+        backend: str = "ahc",
+        model: str | os.PathLike = "stats",
+        step: int = 10,
+        num_speakers: int | None = None,
+        min_speakers: int | None = None,
+        max_speakers: int | None = None,
+        smooth_size: int = 83,
+        dur_threshold: int = 10,
+        short_segments: str = "merge",
+        threshold: float = 0.5,
+        min_cluster_size: int = 20,
+        uisrnn: str | os.PathLike | None = None,
+        enroll: Sequence[str | os.PathLike] | dict | None = None,
+        profiles: str | os.PathLike | None = None,
+        unknown_threshold: float | None = None,
+        vad: EnergyVAD | None = None,
+        max_points: int = 3000,
+    ):
+        self.backend = backend
+        self.model = model
+        self.step = step
+        self.num_speakers = num_speakers
+        self.min_speakers = min_speakers
+        self.max_speakers = max_speakers
+        self.smooth_size = smooth_size
+        self.dur_threshold = dur_threshold
+        self.short_segments = short_segments
+        self.threshold = threshold
+        self.min_cluster_size = min_cluster_size
+        self.uisrnn = uisrnn
+        self.enroll = enroll
+        self.profiles = profiles
+        self.unknown_threshold = unknown_threshold
+        self.vad = vad
+        self.max_points = max_points
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments (enough to build an equal Diarizer in another process)."""
+        names = list(inspect.signature(type(self).__init__).parameters)[1:]
+        return {name: getattr(self, name) for name in names}
+
+    # ------------------------------------------------------------------ set-up
+
+    def _check_params(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"`backend` must be one of {', '.join(BACKENDS)}. Received: backend={self.backend!r}")
+        check_speaker_bounds(self.num_speakers, self.min_speakers, self.max_speakers)
+        if self.backend == "uisrnn" and not self.uisrnn:
+            raise ConfigError("backend 'uisrnn' needs a trained model: pass `uisrnn` (--uisrnn MODEL)")
+        if self.backend == "enroll" and not (self.enroll or self.profiles):
+            raise ConfigError("backend 'enroll' needs `enroll` audio (--enroll a.wav b.wav) or `profiles` (--profiles profile.scp)")
+        if self.backend == "enroll" and self.enroll and self.profiles:
+            raise ConfigError("give either `enroll` audio or `profiles`, not both")
+        if int(self.step) < 1:
+            raise ConfigError(f"`step` must be >= 1. Received: step={self.step}")
+
+    def _setup(self) -> None:
+        """Load the embedder, profiles and UIS-RNN once (fitted attributes end in ``_``)."""
+        if getattr(self, "embedder_", None) is not None:
+            return
+        self._check_params()
+        from unspeech.diarize.embedders import load_embedder
+
+        self.embedder_ = load_embedder(self.model, int(self.step))
+        self.profiles_ = None
+        self.uisrnn_ = None
+        if self.backend == "enroll":
+            if self.profiles:
+                self.profiles_ = SpeakerProfiles.from_ark(self.profiles)
+            else:
+                self.profiles_ = SpeakerProfiles.from_enrollment(self.enroll, self._enrollment_rows)
+            self.profiles_.check_dim(self.embedder_.dim, f"the embedder ({self.embedder_.name})")
+        elif self.backend == "uisrnn":
+            from unspeech.uisrnn import UISRNN
+
+            self.uisrnn_ = UISRNN.from_file(self.uisrnn, verbosity=0, enable_cuda=False)
+            if self.uisrnn_.observation_dim != self.embedder_.dim:
+                raise DataError(
+                    f"{os.fspath(self.uisrnn)}: the UIS-RNN expects {self.uisrnn_.observation_dim}-dimensional "
+                    f"observations, but the embedder ({self.embedder_.name}) makes {self.embedder_.dim}"
+                )
+
+    # ------------------------------------------------------------------ stages
+
+    @staticmethod
+    def _load(audio, sample_rate: int) -> tuple[np.ndarray, str | None]:
+        from unspeech.audio import convert_audio, read_audio
+
+        if isinstance(audio, (str, os.PathLike)):
+            data, rate = read_audio(audio)
+            name = os.fspath(audio)
+        else:
+            data, rate, name = np.asarray(audio, dtype=np.float32), int(sample_rate), None
+        if data.shape[0] == 0:
+            return np.zeros(0, np.float32), name
+        return convert_audio(data, rate, _SAMPLE_RATE, name or "<array>"), name
+
+    def _speech_mask(self, samples: np.ndarray, n_frames: int, speech) -> np.ndarray:
+        if speech is None:
+            mask = (self.vad or EnergyVAD())(samples)
+        elif isinstance(speech, np.ndarray) and speech.dtype == bool:
+            mask = speech
+        else:
+            mask = mask_from_spans(speech, n_frames)
+        if len(mask) != n_frames:
+            raise DataError(f"speech mask has {len(mask)} frames, the audio has {n_frames}")
+        return mask
+
+    def _check_length(self, n_samples: int, name: str) -> None:
+        window = self.embedder_.window_frames
+        if num_frames_of(n_samples) < window:
+            raise AudioError(
+                f"audio {name!r} is {n_samples / _SAMPLE_RATE:.3f} s long, shorter than one embedding "
+                f"window of {window} frames ({(window - 1) * 0.01 + 0.025:.3f} s) of {self.embedder_.name}"
+            )
+
+    def _rows(self, fbank: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Embedding rows, their speech fraction and which rows are "core" speech rows."""
+        rows = self.embedder_.embed(fbank)
+        step = int(self.step)
+        padded = np.zeros(len(rows) * step, dtype=np.float64)
+        padded[: len(mask)] = mask
+        fraction = padded.reshape(len(rows), step).mean(axis=1)
+        core = fraction >= 0.5
+        if not core.any():
+            core = fraction > 0
+        return rows, fraction, core
+
+    def _enrollment_rows(self, path: str) -> np.ndarray:
+        from unspeech.fbank import compute_fbank
+
+        samples, _ = self._load(path, _SAMPLE_RATE)
+        self._check_length(len(samples), path)
+        mask = self._speech_mask(samples, num_frames_of(len(samples)), None)
+        rows, _, core = self._rows(compute_fbank(samples, name=path), mask)
+        return rows[core] if mask.any() else rows[:0]
+
+    def _row_labels(self, rows: np.ndarray, fraction: np.ndarray, core: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
+        """Speaker index per row (-1 where a row has no speech) and the label names."""
+        labels = np.full(len(rows), NON_SPEECH, dtype=np.int64)
+        speech_rows = fraction > 0
+        if self.backend == "enroll":
+            labels[speech_rows] = self.profiles_.assign(rows[speech_rows], self.unknown_threshold)
+            return labels, self.profiles_.labels
+        core_rows = rows[core].astype(np.float64)
+        if self.backend == "uisrnn":
+            from unspeech.uisrnn import default_arguments
+
+            _, _, inference_args = default_arguments()
+            core_labels = np.asarray(
+                self.uisrnn_.predict(core_rows, inference_args, num_speakers=self.num_speakers, max_speakers=self.max_speakers),
+                dtype=np.int64,
+            )
+            space = core_rows
+        else:
+            core_labels = cluster_rows(
+                core_rows, self.backend, self.num_speakers, self.min_speakers, self.max_speakers,
+                threshold=self.threshold, min_cluster_size=self.min_cluster_size, max_points=self.max_points,
+            )
+            space = l2_normalize(core_rows - core_rows.mean(axis=0)) if len(core_rows) > 1 else core_rows
+        labels[core] = core_labels
+        rest = speech_rows & ~core
+        if rest.any():
+            kept = np.unique(core_labels)
+            centroids = np.stack([space[core_labels == k].mean(axis=0) for k in kept])
+            other = rows[rest].astype(np.float64)
+            if self.backend != "uisrnn" and len(core_rows) > 1:
+                other = other - core_rows.mean(axis=0)
+            labels[rest] = kept[assign_to_centroids(other, centroids)]
+        return labels, None
+
+    # ------------------------------------------------------------------ the call
+
+    def __call__(
+        self,
+        audio: str | os.PathLike | np.ndarray,
+        hook: Callable[..., None] | None = None,
+        file_id: str | None = None,
+        sample_rate: int = _SAMPLE_RATE,
+        speech: np.ndarray | Sequence[tuple[float, float]] | None = None,
+    ) -> list[Turn]:
+        """Diarize one recording.
+
+        Parameters
+        ----------
+        audio : path, ``wav.scp`` pipe (``"cmd |"``) or samples ``(n,)`` / ``(n, channels)`` float
+        hook : callable ``hook(step, artifact, completed=k, total=6)``, optional
+        file_id : str, the RTTM file id (default: the file name without extension, or "audio")
+        sample_rate : int, Hz, the rate of ``audio`` samples (files carry their own)
+        speech : oracle speech instead of the VAD: a mask ``(T,) bool`` or ``[(start, end), ...]`` seconds
+
+        Returns
+        -------
+        list of Turn, sorted by onset. Empty (with a warning) for empty or silent audio.
+        """
+        self._setup()
+        report = hook or (lambda *args, **kwargs: None)
+        samples, name = self._load(audio, sample_rate)
+        if file_id is None:
+            file_id = os.path.splitext(os.path.basename(name))[0] if name and not name.rstrip().endswith("|") else "audio"
+        where = name or file_id
+        report("audio", samples, completed=1, total=len(_STEPS))
+        if len(samples) == 0:
+            logger.warning("audio %r is empty: no speakers", where)
+            return []
+        self._check_length(len(samples), where)
+        from unspeech.fbank import compute_fbank
+
+        fbank = compute_fbank(samples, name=where)
+        report("fbank", fbank, completed=2, total=len(_STEPS))
+        mask = self._speech_mask(samples, len(fbank), speech)
+        report("speech", mask, completed=3, total=len(_STEPS))
+        if not mask.any():
+            logger.warning("no speech found in %r: no speakers", where)
+            return []
+        rows, fraction, core = self._rows(fbank, mask)
+        report("embeddings", rows, completed=4, total=len(_STEPS))
+        row_labels, names = self._row_labels(rows, fraction, core)
+        frame_labels = np.repeat(row_labels, int(self.step))[: len(fbank)]
+        frame_labels[~mask] = NON_SPEECH
+        frame_labels = postprocess_labels(frame_labels, int(self.smooth_size), int(self.dur_threshold), self.short_segments)
+        report("labels", frame_labels, completed=5, total=len(_STEPS))
+        turns = labels_to_turns(frame_labels, file_id, names)
+        report("turns", turns, completed=6, total=len(_STEPS))
+        return turns
