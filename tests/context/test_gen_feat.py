@@ -149,3 +149,44 @@ def test_errors(run, tmp_path):
         GenFeatOptions(output_feat_file="x", hop_size=2).validate()
     with pytest.raises(DataError, match=r"job output .*ivector_online\.1\.scp is missing \(did job 1 finish\?\)"):
         merge_jobs(str(tmp_path / "ivector_online"), 2)
+
+
+SEED_GEN_FEAT = (
+    "--gen_feat --train_dir {run} --filelist {ark} --num_filters 40 --embedding_transformation Vgg16big "
+    "--num_highway_layers 5 --embedding_size 100 --num_dnn_layers 5 --hop_size 1 --additional_params "
+    "--fc_size 1024 --window_length 64 --window_neg_length 64 --unit_normalize_var --tied_embeddings_transforms "
+    "--nogenerate_speaker_vectors --nogenfeat_combine_contexts --nokaldi_normalize_to_input_length "
+    "--genfeat_stride 10 --notest_perf --genfeat_interpolate_outputlength_padding --output_feat_file {out}/ivector_online"
+)
+
+
+@pytest.mark.slow
+def test_seed_gen_feat_command_line(tmp_path, capsys):
+    """The original README's export command, verbatim but for paths, through `unspeech gen-feat`."""
+    from unspeech.cli import main
+
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    config = ContextConfig(feat_size=40, window_length=64, window_neg_length=64, embedding_transformation="Vgg16big",
+                           fc_size=1024, embedding_size=100, unit_normalize_var=True, tied_embeddings_transforms=True,
+                           train_dir=str(run_dir)).validate()
+    config.to_json(run_dir / "config.json")
+    model = ContextModel(config)
+    model(dummy_inputs(config, 1), training=False)
+    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(run_dir / "checkpoints"), max_to_keep=1).save()
+    rng = np.random.default_rng(1)
+    lengths = {"u-long": 230, "u-short": 20}
+    kaldi_io.write_mats(tmp_path / "x.ark", [(u, rng.standard_normal((n, 40)).astype(np.float32)) for u, n in lengths.items()])
+    argv = SEED_GEN_FEAT.format(run=run_dir, ark=tmp_path / "x.ark", out=tmp_path / "out").split()
+    assert argv.pop(0) == "--gen_feat"
+    assert main(["gen-feat", *argv, "--quiet"]) == 0
+    ids, rows = kaldi_io.load_mats(f"scp:{tmp_path / 'out' / 'ivector_online.scp'}")
+    assert ids == ["u-long", "u-short"]
+    assert [r.shape for r in rows] == [(23, 100), (2, 100)]
+    assert (tmp_path / "out" / "ivector_period").read_text() == "10\n"
+    # a model flag that disagrees with the run: one clear line, exit 1, nothing written
+    bad = [a if a != "1024" else "2048" for a in argv]
+    bad[bad.index(str(tmp_path / "out") + "/ivector_online")] = str(tmp_path / "bad" / "ivector_online")
+    assert main(["gen-feat", *bad, "--quiet"]) == 1
+    assert "--fc_size 2048 (run has 1024)" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

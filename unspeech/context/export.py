@@ -128,13 +128,29 @@ def _checkpoint_arg(text: str) -> str | int | None:
     return int(text) if text.isdigit() else text
 
 
+# Model options that only matter for some trunks: a flag for another trunk is ignored, so that
+# old command lines that always passed e.g. --num_highway_layers keep working.
+_ONLY_FOR = {
+    "num_highway_layers": ("HighwayDnn",),
+    "num_dnn_layers": ("BaselineDnn",),
+    "rnn_hidden_cells": ("LSTM", "BiLSTM"),
+}
+
+
 def _check_architecture(config, given: dict[str, Any], run_dir: str) -> None:
-    """Given model/sampling flags must equal the run's config.json (a mismatch would give garbage)."""
+    """Given model flags must equal the run's config.json (a mismatch would give garbage features)."""
     from unspeech.context.config import ContextConfig
 
     kinds = {f.name: f.metadata["kind"] for f in fields(ContextConfig)}
-    conflicts = [f"--{k} {v!r} (run has {getattr(config, k)!r})" for k, v in sorted(given.items())
-                 if kinds.get(k) in ("model", "sampling") and getattr(config, k) != v]
+    conflicts = []
+    for k, v in sorted(given.items()):
+        if kinds.get(k) != "model" or getattr(config, k) == v:
+            continue
+        if config.embedding_transformation not in _ONLY_FOR.get(k, (config.embedding_transformation,)):
+            continue
+        if k == "batch_normalization_decay" and not config.batch_normalization:
+            continue
+        conflicts.append(f"--{k} {v!r} (run has {getattr(config, k)!r})")
     if conflicts:
         raise ConfigError(
             f"the flags given do not match the trained run {run_dir}/config.json: " + "; ".join(conflicts)
