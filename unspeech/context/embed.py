@@ -123,7 +123,8 @@ class FrameEmbedder:
         return 1 if self.normalize_to_input_length else self.period
 
     def _embed_batch(self, targets: np.ndarray, contexts: np.ndarray | None) -> np.ndarray:
-        """One fixed-size model call (padded to ``batch_size`` so the graph is traced once)."""
+        """One model call. A short batch is zero-padded to the next power of two (at most
+        ``batch_size``), so only a handful of shapes are ever traced and little work is wasted."""
         import tensorflow as tf
 
         if self._fn is None:
@@ -137,7 +138,7 @@ class FrameEmbedder:
 
             self._fn = tf.function(fn)
         n = len(targets)
-        pad = self.batch_size - n
+        pad = min(self.batch_size, max(8, 1 << (n - 1).bit_length())) - n
 
         def padded(x):
             return np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)]) if pad else x
