@@ -1,0 +1,516 @@
+"""Beam-search decoding of UIS-RNN, vectorized, in NumPy (no TensorFlow import).
+
+Each hypothesis (beam) assigns the entries seen so far to speakers 0, 1, 2, ... in order of
+first appearance. A speaker's state is a *node*: the GRU hidden state after the speaker's
+entries, the running sum of the network outputs and their count (the prediction for the next
+entry of that speaker is the running mean of the outputs, exactly as in training). Nodes are
+immutable and shared between beams, so a beam is just a row of node ids plus block counts.
+
+One search step scores every (beam x candidate speaker) pair at once from the stored means,
+keeps the ``beam_size`` best, and then advances the GRU for all kept pairs in one batched call;
+pairs that need the same update (same node, same entry) are merged into one row of that call.
+With ``look_ahead > 1`` every partial assignment inside the step is advanced the same way.
+
+Scores are negative log-likelihoods: the sigma2-weighted squared error of the entry against the
+speaker's predicted mean, plus the transition term ``-log(1 - p0)`` (same speaker), or
+``-log p0 - log(blocks_k) + log(sum(blocks) + alpha)`` (back to speaker k) or
+``-log p0 - log alpha + log(sum(blocks) + alpha)`` (new speaker). Ties are broken by the
+candidate order (beam rank, then speaker index), with a stable sort.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from unspeech.errors import ConfigError, DataError
+
+__all__ = [
+    "DecoderWeights",
+    "BeamSearchDecoder",
+    "OnlineDecoder",
+    "decode_sequence",
+    "check_inference_options",
+]
+
+ROOT = 0  # node id of the state "new speaker, nothing consumed yet"
+
+_BLAS_CONTROLLER = None
+
+
+def _single_thread_blas():
+    """Context limiting NumPy's BLAS to one thread.
+
+    The decoder's matrix products have a handful of rows; extra BLAS threads only spin and
+    make decoding many times slower on a busy machine.
+    """
+    global _BLAS_CONTROLLER
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+        return contextlib.nullcontext()
+    if _BLAS_CONTROLLER is None:
+        _BLAS_CONTROLLER = ThreadpoolController()
+    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+@dataclasses.dataclass(frozen=True)
+class DecoderWeights:
+    """Everything the decoder needs from a trained model, as NumPy arrays.
+
+    GRU layers follow the Keras ``reset_after`` layout with gates ordered (update, reset,
+    candidate): ``kernels[l]`` of shape (in, 3H), ``recurrent_kernels[l]`` (H, 3H),
+    ``biases[l]`` (2, 3H) with the input bias in row 0 and the recurrent bias in row 1.
+    The output head is ``relu(h @ dense1_kernel + dense1_bias) @ dense2_kernel + dense2_bias``.
+    ``init_hidden`` has shape (depth, H), ``sigma2`` shape (D,).
+    """
+
+    kernels: tuple
+    recurrent_kernels: tuple
+    biases: tuple
+    dense1_kernel: np.ndarray
+    dense1_bias: np.ndarray
+    dense2_kernel: np.ndarray
+    dense2_bias: np.ndarray
+    init_hidden: np.ndarray
+    sigma2: np.ndarray
+    transition_bias: float
+    crp_alpha: float
+
+    @property
+    def observation_dim(self) -> int:
+        return int(self.dense2_kernel.shape[1])
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.recurrent_kernels[0].shape[0])
+
+    @property
+    def depth(self) -> int:
+        return len(self.kernels)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.dense2_kernel.dtype
+
+    def astype(self, dtype) -> "DecoderWeights":
+        """A copy with every array cast to ``dtype`` (float64 makes decisions reproducible
+        across differently batched matrix products)."""
+        cast = lambda a: np.asarray(a, dtype=dtype)  # noqa: E731
+        return dataclasses.replace(
+            self,
+            kernels=tuple(cast(a) for a in self.kernels),
+            recurrent_kernels=tuple(cast(a) for a in self.recurrent_kernels),
+            biases=tuple(cast(a) for a in self.biases),
+            dense1_kernel=cast(self.dense1_kernel), dense1_bias=cast(self.dense1_bias),
+            dense2_kernel=cast(self.dense2_kernel), dense2_bias=cast(self.dense2_bias),
+            init_hidden=cast(self.init_hidden), sigma2=cast(self.sigma2))
+
+    def project_inputs(self, x: np.ndarray) -> np.ndarray:
+        """Input part of the first GRU layer: (N, D) -> (N, 3H)."""
+        return x @ self.kernels[0] + self.biases[0][0]
+
+    def run_rnn(self, input_proj: np.ndarray, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Advance the GRU by one entry and apply the output head.
+
+        Parameters
+        ----------
+        input_proj : ndarray of shape (N, 3H) or (1, 3H)
+            :meth:`project_inputs` of the entries (broadcast over rows when it has one row).
+        hidden : ndarray of shape (N, depth, H)
+
+        Returns
+        -------
+        new_hidden : ndarray of shape (N, depth, H)
+        output : ndarray of shape (N, D)
+        """
+        size = self.hidden_size
+        new_hidden = np.empty_like(hidden)
+        layer_input = input_proj
+        for layer in range(self.depth):
+            if layer > 0:
+                layer_input = layer_input @ self.kernels[layer] + self.biases[layer][0]
+            h_prev = hidden[:, layer]
+            rec = h_prev @ self.recurrent_kernels[layer] + self.biases[layer][1]
+            update = _sigmoid(layer_input[:, :size] + rec[:, :size])
+            reset = _sigmoid(layer_input[:, size:2 * size] + rec[:, size:2 * size])
+            candidate = np.tanh(layer_input[:, 2 * size:] + reset * rec[:, 2 * size:])
+            h_new = update * h_prev + (1.0 - update) * candidate
+            new_hidden[:, layer] = h_new
+            layer_input = h_new
+        mid = np.maximum(layer_input @ self.dense1_kernel + self.dense1_bias, 0.0)
+        return new_hidden, mid @ self.dense2_kernel + self.dense2_bias
+
+    def root_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """State of a new speaker: GRU fed one zero entry from the learned initial state.
+
+        Returns hidden (depth, H) and the output (D,) that predicts the speaker's first entry.
+        """
+        zero = np.zeros((1, self.observation_dim), dtype=self.dtype)
+        hidden, output = self.run_rnn(self.project_inputs(zero), self.init_hidden[None])
+        return hidden[0], output[0]
+
+
+def check_inference_options(beam_size, look_ahead, test_iteration,
+                            num_speakers=None, max_speakers=None) -> tuple[int, int]:
+    """Validate inference options; returns ``(min_speakers, max_speakers)`` for the search."""
+    for name, value in (("beam_size", beam_size), ("look_ahead", look_ahead),
+                        ("test_iteration", test_iteration)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ConfigError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    for name, value in (("num_speakers", num_speakers), ("max_speakers", max_speakers)):
+        if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
+            raise ConfigError(f"`{name}` must be a positive integer or None. Received: {name}={value!r}")
+    if num_speakers is not None and max_speakers is not None and max_speakers < num_speakers:
+        raise ConfigError(f"`max_speakers` must be >= `num_speakers`. Received: "
+                          f"num_speakers={num_speakers}, max_speakers={max_speakers}")
+    low = int(num_speakers) if num_speakers is not None else 0
+    high = int(num_speakers if num_speakers is not None else
+               (max_speakers if max_speakers is not None else np.iinfo(np.int64).max))
+    return low, high
+
+
+def _check_weights(weights: DecoderWeights) -> None:
+    p0 = weights.transition_bias
+    if p0 is None or not 0.0 < float(p0) < 1.0:
+        raise ConfigError("`transition_bias` must be strictly between 0 and 1 for decoding "
+                          f"(fit the model or set it). Received: transition_bias={p0!r}")
+    if not float(weights.crp_alpha) > 0.0:
+        raise ConfigError(f"`crp_alpha` must be > 0. Received: crp_alpha={weights.crp_alpha!r}")
+    if not np.all(np.asarray(weights.sigma2) > 0):
+        raise ConfigError("every `sigma2` value must be > 0")
+
+
+class _NodePool:
+    """Growable store of immutable speaker states shared by all beams."""
+
+    def __init__(self, weights: DecoderWeights, capacity: int = 256):
+        depth, size, dim = weights.depth, weights.hidden_size, weights.observation_dim
+        self.weights = weights
+        self.hidden = np.empty((capacity, depth, size), dtype=weights.dtype)
+        self.sums = np.empty((capacity, dim), dtype=weights.dtype)
+        self.means = np.empty((capacity, dim), dtype=weights.dtype)
+        self.counts = np.empty(capacity, dtype=np.int64)
+        root_hidden, root_output = weights.root_state()
+        self.hidden[ROOT] = root_hidden
+        self.sums[ROOT] = root_output
+        self.means[ROOT] = root_output
+        self.counts[ROOT] = 1
+        self.size = 1
+
+    def _reserve(self, extra: int) -> None:
+        need = self.size + extra
+        if need <= len(self.counts):
+            return
+        capacity = max(need, 2 * len(self.counts))
+        for name in ("hidden", "sums", "means", "counts"):
+            old = getattr(self, name)
+            new = np.empty((capacity,) + old.shape[1:], dtype=old.dtype)
+            new[: self.size] = old[: self.size]
+            setattr(self, name, new)
+
+    def advance(self, parents: np.ndarray, input_proj: np.ndarray) -> np.ndarray:
+        """New nodes: each parent node after one more entry (all rows share ``input_proj``).
+
+        Equal parents are computed once. Returns the new node ids, aligned with ``parents``.
+        """
+        slots: dict[int, int] = {}
+        inverse = np.array([slots.setdefault(p, len(slots)) for p in parents.tolist()], dtype=np.int64)
+        unique = np.fromiter(slots, dtype=np.int64, count=len(slots))
+        hidden, output = self.weights.run_rnn(input_proj[None], self.hidden[unique])
+        start = self.size
+        self._reserve(len(unique))
+        stop = start + len(unique)
+        self.hidden[start:stop] = hidden
+        sums = self.sums[unique] + output
+        counts = self.counts[unique] + 1
+        self.sums[start:stop] = sums
+        self.means[start:stop] = sums / counts[:, None]
+        self.counts[start:stop] = counts
+        self.size = stop
+        return start + inverse
+
+    def compact(self, node_table: np.ndarray) -> np.ndarray:
+        """Drop nodes not referenced by ``node_table`` (-1 = empty); returns the renumbered table."""
+        live = np.unique(np.concatenate([[ROOT], node_table[node_table >= 0]]))
+        remap = np.full(self.size, -1, dtype=np.int64)
+        remap[live] = np.arange(len(live))
+        for name in ("hidden", "sums", "means", "counts"):
+            array = getattr(self, name)
+            array[: len(live)] = array[live]
+        self.size = len(live)
+        return np.where(node_table >= 0, remap[np.maximum(node_table, 0)], -1)
+
+
+@dataclasses.dataclass
+class _Hypotheses:
+    """A set of (partial) hypotheses as parallel arrays, one row each."""
+
+    nodes: np.ndarray        # (M, K) int64 node id per speaker, -1 where the speaker is unused
+    blocks: np.ndarray       # (M, K) int64 number of turns per speaker
+    num_speakers: np.ndarray  # (M,) int64
+    last: np.ndarray         # (M,) int64 speaker of the previous entry, -1 at the start
+    scores: np.ndarray       # (M,) float64 negative log-likelihood
+    origin: np.ndarray       # (M,) int64 row of the beam this hypothesis extends
+    choices: np.ndarray      # (M, j) int64 speakers chosen inside the current step
+
+    @classmethod
+    def start(cls) -> "_Hypotheses":
+        return cls(nodes=np.zeros((1, 0), np.int64), blocks=np.zeros((1, 0), np.int64),
+                   num_speakers=np.zeros(1, np.int64), last=np.full(1, -1, np.int64),
+                   scores=np.zeros(1), origin=np.zeros(1, np.int64),
+                   choices=np.zeros((1, 0), np.int64))
+
+
+class BeamSearchDecoder:
+    """Vectorized UIS-RNN beam search over one stream of entries.
+
+    Feed entries with :meth:`step` (``look_ahead`` entries at a time), then read
+    :meth:`best_labels`. :func:`decode_sequence` wraps this for a whole sequence.
+
+    Parameters
+    ----------
+    weights : DecoderWeights
+    beam_size : int
+    min_speakers, max_speakers : int
+        Every hypothesis opens at most ``max_speakers`` speakers, and at least ``min_speakers``
+        by the end of the stream (needs ``total_entries``).
+    total_entries : int, optional
+        Length of the whole stream, when known (needed for ``min_speakers``).
+    """
+
+    def __init__(self, weights: DecoderWeights, beam_size: int = 10, *,
+                 min_speakers: int = 0, max_speakers: int | None = None,
+                 total_entries: int | None = None):
+        _check_weights(weights)
+        self.weights = weights
+        self.beam_size = int(beam_size)
+        self.min_speakers = int(min_speakers)
+        self.max_speakers = np.iinfo(np.int64).max if max_speakers is None else int(max_speakers)
+        self.total_entries = total_entries
+        self.position = 0
+        self._pool = _NodePool(weights)
+        self._beams = _Hypotheses.start()
+        self._history: list[tuple[np.ndarray, np.ndarray]] = []
+        self._compact_above = 4096  # drop unreferenced speaker states beyond this many
+        p0 = float(weights.transition_bias)
+        alpha = float(weights.crp_alpha)
+        self._cost_stay = -np.log1p(-p0)
+        self._cost_switch = -np.log(p0)
+        self._cost_new = -np.log(p0) - np.log(alpha)
+        self._alpha = alpha
+        self._half_precision = 0.5 / np.asarray(weights.sigma2, dtype=np.float64)
+
+    # -- one entry -------------------------------------------------------------------------
+    def _candidates(self, hyp: _Hypotheses, entry: np.ndarray, position: int):
+        """Score all (hypothesis, speaker) extensions by one entry.
+
+        Returns row-major flat arrays over the valid pairs: hypothesis row, speaker, score and
+        the node the speaker's state comes from (ROOT for a new speaker).
+        """
+        rows, width = hyp.nodes.shape
+        speakers = np.arange(width + 1)
+        count = hyp.num_speakers[:, None]
+        existing = speakers[None, :] < count
+        opening = speakers[None, :] == count
+        new_ok = hyp.num_speakers < self.max_speakers
+        if self.total_entries is None:
+            stay_ok = np.ones(rows, dtype=bool)
+        else:
+            remaining = self.total_entries - position - 1
+            stay_ok = remaining >= self.min_speakers - hyp.num_speakers
+        valid = (existing & stay_ok[:, None]) | (opening & new_ok[:, None])
+
+        padded_nodes = np.concatenate([hyp.nodes, np.full((rows, 1), -1, np.int64)], axis=1)
+        source = np.where(existing, padded_nodes, ROOT)
+        flat_rows, flat_speakers = np.nonzero(valid)
+        flat_source = source[flat_rows, flat_speakers]
+
+        diff = (self._pool.means[flat_source] - entry).astype(np.float64, copy=False)
+        fit_cost = (diff * diff) @ self._half_precision
+
+        padded_blocks = np.concatenate([hyp.blocks, np.zeros((rows, 1), np.int64)], axis=1)
+        log_norm = np.log(hyp.blocks.sum(axis=1) + self._alpha)
+        blocks = padded_blocks[flat_rows, flat_speakers]
+        stay = flat_speakers == hyp.last[flat_rows]
+        new = ~existing[flat_rows, flat_speakers]
+        switch_cost = self._cost_switch - np.log(np.maximum(blocks, 1)) + log_norm[flat_rows]
+        transition = np.where(stay, self._cost_stay,
+                              np.where(new, self._cost_new + log_norm[flat_rows], switch_cost))
+        scores = hyp.scores[flat_rows] + fit_cost + transition
+        return flat_rows, flat_speakers, scores, flat_source
+
+    def _extend(self, hyp: _Hypotheses, rows, speakers, scores, sources,
+                input_proj: np.ndarray) -> _Hypotheses:
+        """Hypotheses ``hyp[rows]`` extended by ``speakers``; advances the GRU (batched)."""
+        new_ids = self._pool.advance(sources, input_proj)
+        picked = len(rows)
+        width = hyp.nodes.shape[1]
+        take = np.arange(picked)
+        nodes = np.concatenate([hyp.nodes[rows], np.full((picked, 1), -1, np.int64)], axis=1)
+        blocks = np.concatenate([hyp.blocks[rows], np.zeros((picked, 1), np.int64)], axis=1)
+        nodes[take, speakers] = new_ids
+        blocks[take, speakers] += speakers != hyp.last[rows]
+        num_speakers = np.maximum(hyp.num_speakers[rows], speakers + 1)
+        used = max(width, int(num_speakers.max()))
+        return _Hypotheses(
+            nodes=nodes[:, :used], blocks=blocks[:, :used], num_speakers=num_speakers,
+            last=speakers.astype(np.int64), scores=scores, origin=hyp.origin[rows],
+            choices=np.concatenate([hyp.choices[rows], speakers[:, None]], axis=1))
+
+    # -- public ----------------------------------------------------------------------------
+    def step(self, entries: np.ndarray, input_proj: np.ndarray | None = None) -> None:
+        """Decide ``len(entries)`` entries jointly (one look-ahead step).
+
+        Parameters
+        ----------
+        entries : ndarray of shape (L, D)
+        input_proj : ndarray of shape (L, 3H), optional
+            ``weights.project_inputs(entries)`` when already computed.
+        """
+        if input_proj is None:
+            input_proj = self.weights.project_inputs(entries)
+        beams = self._beams
+        hyp = dataclasses.replace(beams, origin=np.arange(len(beams.scores)),
+                                  choices=np.zeros((len(beams.scores), 0), np.int64))
+        last_index = len(entries) - 1
+        for index, entry in enumerate(entries):
+            rows, speakers, scores, sources = self._candidates(hyp, entry, self.position + index)
+            if index == last_index:
+                keep = np.argsort(scores, kind="stable")[: self.beam_size]
+                rows, speakers, scores, sources = rows[keep], speakers[keep], scores[keep], sources[keep]
+            hyp = self._extend(hyp, rows, speakers, scores, sources, input_proj[index])
+        self._history.append((hyp.origin, hyp.choices))
+        self._beams = hyp
+        self.position += len(entries)
+        if self._pool.size > max(self._compact_above, 4 * (hyp.nodes.size + 1)):
+            hyp.nodes = self._pool.compact(hyp.nodes)
+
+    def best_labels(self, last: int | None = None) -> list[int]:
+        """Speaker labels of the best hypothesis (optionally only the last ``last`` entries)."""
+        chunks = []
+        row = 0
+        wanted = self.position if last is None else min(int(last), self.position)
+        have = 0
+        for origin, choices in reversed(self._history):
+            chunks.append(choices[row])
+            have += choices.shape[1]
+            row = int(origin[row])
+            if have >= wanted:
+                break
+        if not chunks:
+            return []
+        labels = np.concatenate(chunks[::-1])
+        return [int(v) for v in labels[len(labels) - wanted:]]
+
+    @property
+    def best_score(self) -> float:
+        """Negative log-likelihood of the best hypothesis so far."""
+        return float(self._beams.scores[0])
+
+
+def _as_sequence(sequence, dim: int, dtype) -> np.ndarray:
+    array = np.asarray(sequence)
+    if array.dtype.kind != "f":
+        raise DataError(f"test_sequence must be a float array. Received dtype={array.dtype}")
+    if array.ndim != 2:
+        raise DataError(f"test_sequence must be 2-dim (entries, observation_dim). "
+                        f"Received shape={array.shape}")
+    if array.shape[1] != dim:
+        raise DataError(f"test_sequence has {array.shape[1]} columns but the model's "
+                        f"observation_dim is {dim}")
+    if not np.all(np.isfinite(array)):
+        raise DataError("test_sequence contains NaN or Inf values")
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def decode_sequence(weights: DecoderWeights, sequence: np.ndarray, *, beam_size: int = 10,
+                    look_ahead: int = 1, test_iteration: int = 2, num_speakers: int | None = None,
+                    max_speakers: int | None = None) -> list[int]:
+    """Speaker labels for one sequence of embeddings.
+
+    Parameters
+    ----------
+    weights : DecoderWeights
+    sequence : ndarray of shape (T, D), float
+    beam_size, look_ahead, test_iteration : int
+        As in the inference options: the sequence is decoded ``test_iteration`` times in a row
+        and the labels of the last pass are returned.
+    num_speakers : int, optional
+        Exact number of speakers (capped at the number of entries).
+    max_speakers : int, optional
+        Upper bound on the number of speakers.
+
+    Returns
+    -------
+    list of int, length T
+        Speakers numbered 0, 1, ... in order of first appearance over all passes.
+    """
+    low, high = check_inference_options(beam_size, look_ahead, test_iteration,
+                                        num_speakers, max_speakers)
+    sequence = _as_sequence(sequence, weights.observation_dim, weights.dtype)
+    length = len(sequence)
+    if length == 0:
+        return []
+    total = length * test_iteration
+    decoder = BeamSearchDecoder(weights, beam_size, min_speakers=min(low, total),
+                                max_speakers=high, total_entries=total)
+    with _single_thread_blas():
+        projected = weights.project_inputs(sequence)
+        tiled = np.tile(sequence, (test_iteration, 1))
+        tiled_proj = np.tile(projected, (test_iteration, 1))
+        for start in range(0, total, look_ahead):
+            stop = min(start + look_ahead, total)
+            decoder.step(tiled[start:stop], tiled_proj[start:stop])
+    return decoder.best_labels(last=length)
+
+
+class OnlineDecoder:
+    """Streaming decoding: one entry at a time, a label for it at once.
+
+    Each :meth:`push` runs one beam-search step and returns the speaker the current best
+    hypothesis gives to that entry. Later entries can make another hypothesis the best one;
+    :attr:`labels` always holds the best hypothesis' labels of all entries so far.
+    Streaming decodes a single pass (no ``test_iteration`` repeats, no look-ahead).
+    """
+
+    def __init__(self, weights: DecoderWeights, beam_size: int = 10, *,
+                 max_speakers: int | None = None):
+        _, high = check_inference_options(beam_size, 1, 1, None, max_speakers)
+        self._weights = weights
+        self._decoder = BeamSearchDecoder(weights, beam_size, max_speakers=high)
+
+    def push(self, entry: np.ndarray) -> int:
+        """Decode one entry of shape (D,); returns its provisional speaker label."""
+        row = _as_sequence(np.asarray(entry)[None, :] if np.ndim(entry) == 1 else entry,
+                           self._weights.observation_dim, self._weights.dtype)
+        if len(row) != 1:
+            raise DataError(f"push() takes one entry of shape (D,). Received shape={np.shape(entry)}")
+        with _single_thread_blas():
+            self._decoder.step(row)
+        return self._decoder.best_labels(last=1)[0]
+
+    def extend(self, entries: Iterable[np.ndarray]) -> Iterator[int]:
+        """Push each entry in turn, yielding its provisional label."""
+        for entry in entries:
+            yield self.push(entry)
+
+    @property
+    def labels(self) -> list[int]:
+        """Best labels of all entries pushed so far (may revise earlier provisional labels)."""
+        return self._decoder.best_labels()
+
+    def __len__(self) -> int:
+        return self._decoder.position
+
+
+def decode_many(weights: DecoderWeights, sequences: Sequence[np.ndarray], options: dict) -> list[list[int]]:
+    """:func:`decode_sequence` for each sequence (used by worker processes)."""
+    return [decode_sequence(weights, seq, **options) for seq in sequences]
