@@ -1,0 +1,34 @@
+"""Outlier policies: singleton, nearest cluster, noise."""
+
+import numpy as np
+import pytest
+
+from unspeech.cluster.outliers import resolve_outliers
+from unspeech.errors import ConfigError
+
+LABELS = np.array([0, -1, 1, -1, 0, 1])
+VECTORS = np.array([[0, 0], [0.9, 1.1], [1, 1], [0.1, -0.1], [0, 0.2], [1, 0.8]], dtype=float)
+
+
+def test_singletons_get_new_labels_in_order():
+    out = resolve_outliers(LABELS, "singleton")
+    np.testing.assert_array_equal(out, [0, 2, 1, 3, 0, 1])
+    np.testing.assert_array_equal(LABELS, [0, -1, 1, -1, 0, 1])  # input untouched
+    np.testing.assert_array_equal(resolve_outliers(np.array([-1, -1]), "singleton"), [0, 1])
+
+
+def test_nearest_joins_closest_centroid():
+    np.testing.assert_array_equal(resolve_outliers(LABELS, "nearest", VECTORS), [0, 1, 1, 0, 0, 1])
+    all_noise = np.array([-1, -1])
+    np.testing.assert_array_equal(resolve_outliers(all_noise, "nearest", VECTORS[:2]), [-1, -1])
+
+
+def test_noise_is_kept():
+    np.testing.assert_array_equal(resolve_outliers(LABELS, "noise"), LABELS)
+
+
+def test_policy_errors():
+    with pytest.raises(ConfigError, match="`outliers` must be one of singleton, nearest, noise"):
+        resolve_outliers(LABELS, "drop")
+    with pytest.raises(ConfigError, match="needs the vectors"):
+        resolve_outliers(LABELS, "nearest")

@@ -1,0 +1,67 @@
+"""What happens to the utterances a density-based clusterer calls noise (label -1).
+
+Three policies:
+
+* ``"singleton"`` (the original toolkit's choice): every outlier becomes a speaker of its own;
+* ``"nearest"``: every outlier joins the cluster with the nearest centroid (euclidean on the
+  vectors given; on L2-normalised vectors that is the most cosine-similar centroid);
+* ``"noise"``: outliers keep label -1 and are written as one pseudo-speaker (see
+  :mod:`unspeech.cluster.outputs`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from unspeech.errors import ConfigError
+
+__all__ = ["OUTLIER_POLICIES", "resolve_outliers"]
+
+OUTLIER_POLICIES = ("singleton", "nearest", "noise")
+
+
+def resolve_outliers(labels: np.ndarray, policy: str = "singleton", vectors: np.ndarray | None = None) -> np.ndarray:
+    """Apply an outlier policy to cluster labels.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n,), int
+        ``-1`` marks noise; other labels are ``0..k-1`` (gaps allowed).
+    policy : {"singleton", "nearest", "noise"}
+    vectors : ndarray of shape (n, D), optional
+        Needed for ``"nearest"``.
+
+    Returns
+    -------
+    ndarray of shape (n,), int64
+        A new array. ``singleton`` numbers the outliers ``k, k+1, ...`` in input order after
+        the largest cluster label; ``nearest`` leaves everything noise when there is no cluster.
+    """
+    if policy not in OUTLIER_POLICIES:
+        raise ConfigError(f"`outliers` must be one of {', '.join(OUTLIER_POLICIES)}. Received: outliers={policy!r}")
+    out = np.array(labels, dtype=np.int64, copy=True)
+    noise = out < 0
+    if policy == "noise" or not noise.any():
+        return out
+    if policy == "singleton":
+        first = int(out.max()) + 1 if (~noise).any() else 0
+        out[noise] = first + np.arange(int(noise.sum()))
+        return out
+    if vectors is None:
+        raise ConfigError("the 'nearest' outlier policy needs the vectors")
+    clustered = np.flatnonzero(~noise)
+    if clustered.size == 0:
+        return out
+    ids, inverse = np.unique(out[clustered], return_inverse=True)
+    vecs = np.asarray(vectors, dtype=np.float64)
+    sums = np.zeros((ids.size, vecs.shape[1]))
+    np.add.at(sums, inverse, vecs[clustered])
+    centroids = sums / np.bincount(inverse, minlength=ids.size)[:, None]
+    noisy = np.flatnonzero(noise)
+    c_sq = (centroids**2).sum(axis=1)
+    for start in range(0, noisy.size, 4096):
+        rows = vecs[noisy[start:start + 4096]]
+        # squared distance up to the per-row constant |x|^2
+        dist = c_sq[None, :] - 2.0 * rows @ centroids.T
+        out[noisy[start:start + 4096]] = ids[np.argmin(dist, axis=1)]
+    return out
