@@ -105,10 +105,12 @@ class CoreRNN(keras.layers.Layer):
             h_prev = h_all[:running]
             x_proj = x_proj[:running]
             rec = tf.matmul(h_prev, recurrent_kernel) + recurrent_bias
-            update = tf.sigmoid(x_proj[:, :size] + rec[:, :size])
-            reset = tf.sigmoid(x_proj[:, size:2 * size] + rec[:, size:2 * size])
-            candidate = tf.tanh(x_proj[:, 2 * size:] + reset * rec[:, 2 * size:])
-            h_new = update * h_prev + (1.0 - update) * candidate
+            x_gates, x_candidate = tf.split(x_proj, [2 * size, size], axis=1)
+            rec_gates, rec_candidate = tf.split(rec, [2 * size, size], axis=1)
+            update, reset = tf.split(tf.sigmoid(x_gates + rec_gates), 2, axis=1)
+            candidate = tf.tanh(x_candidate + reset * rec_candidate)
+            # same as update * h_prev + (1 - update) * candidate, with fewer graph ops
+            h_new = candidate + update * (h_prev - candidate)
             return tf.concat([h_new, h_all[running:]], axis=0)
 
         states = tf.scan(cell, (grid, batch_sizes), initializer=initial)
