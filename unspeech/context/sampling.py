@@ -121,7 +121,7 @@ class ContextSampler:
             long_enough = long_enough[spk_of[long_enough] >= 0]
             order = np.argsort(spk_of[long_enough], kind="stable")
             utts = long_enough[order]
-            spks, starts, counts = np.unique(spk_of[utts], return_index=True, return_counts=True)
+            _, starts, counts = np.unique(spk_of[utts], return_index=True, return_counts=True)
             frames = np.add.reduceat(lengths[utts], starts) if len(utts) else np.zeros(0, np.int64)
             keep = (counts >= 2) & (frames >= config.minimum_speaker_length)
             stats.skipped_speakers = int((~keep).sum())
@@ -129,16 +129,16 @@ class ContextSampler:
             members = [utts[s:s + c] for s, c, k in zip(starts, counts, keep) if k]
             self._members = np.concatenate(members) if members else np.zeros(0, np.int64)
             self._spk_count = counts[keep].astype(np.int64)
-            self._spk_start = np.concatenate([[0], np.cumsum(self._spk_count)[:-1]]).astype(np.int64)
-            # speaker slot and position within the speaker of every member utterance
-            self._slot_of = np.repeat(np.arange(len(self._spk_count)), self._spk_count)
-            self._pos_in_spk = np.arange(len(self._members)) - np.repeat(self._spk_start, self._spk_count)
             if not len(self._spk_count):
                 raise DataError(
                     f"{name}: no speaker has two or more utterances of at least {span} frames "
                     f"(window_length + (left_contexts + right_contexts) * window_neg_length)"
                     + (f" and {config.minimum_speaker_length} frames in total" if config.minimum_speaker_length else "")
                 )
+            self._spk_start = np.concatenate([[0], np.cumsum(self._spk_count)[:-1]]).astype(np.int64)
+            # speaker slot and position within the speaker of every member utterance
+            self._slot_of = np.repeat(np.arange(len(self._spk_count)), self._spk_count)
+            self._pos_in_spk = np.arange(len(self._members)) - np.repeat(self._spk_start, self._spk_count)
         else:
             self._members = long_enough
             if len(self._members) < 2:

@@ -32,7 +32,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -349,7 +349,8 @@ def _run_log(run_dir: Path, debug: bool):
 
 
 def train(config: ContextConfig, given: Mapping[str, Any] | None = None, *, store=None,
-          spk2utt: Mapping[str, Sequence[str]] | None = None, progress: bool = False) -> TrainResult:
+          spk2utt: Mapping[str, Sequence[str]] | None = None, progress: bool = False,
+          hook: Callable[..., None] | None = None) -> TrainResult:
     """Train (or resume) a context model.
 
     Parameters
@@ -364,6 +365,9 @@ def train(config: ContextConfig, given: Mapping[str, Any] | None = None, *, stor
         Same-speaker negatives; read from ``config.spk2utt`` when None and that is set.
     progress : bool
         Show a progress bar while reading features.
+    hook : callable, optional
+        Called as ``hook("step", record_or_None, completed=step, total=max_steps or None)`` after
+        every training step (``record`` is the log-line dict on checkpoint steps).
 
     Returns
     -------
@@ -383,7 +387,7 @@ def train(config: ContextConfig, given: Mapping[str, Any] | None = None, *, stor
         try:
             session = _Session(config, run_dir, store, spk2utt)
             with _sigterm_as_interrupt():
-                return _loop(session, resumed)
+                return _loop(session, resumed, hook)
         finally:
             if config.mixed_precision:
                 import keras
@@ -391,7 +395,7 @@ def train(config: ContextConfig, given: Mapping[str, Any] | None = None, *, stor
                 keras.mixed_precision.set_global_policy("float32")
 
 
-def _loop(session: _Session, resumed: bool) -> TrainResult:
+def _loop(session: _Session, resumed: bool, hook) -> TrainResult:
     import tensorflow as tf
 
     c = session.config
@@ -423,9 +427,13 @@ def _loop(session: _Session, resumed: bool) -> TrainResult:
                 session.save()
                 sums[:] = 0
                 count, t_last = 0, time.perf_counter()
+                if hook is not None:
+                    hook("step", record, completed=step, total=c.max_steps or None)
                 if record.get("stop"):
                     result.stop_reason = "plateau"
                     break
+            elif hook is not None:
+                hook("step", None, completed=step, total=c.max_steps or None)
     except KeyboardInterrupt:
         path = session.save()
         log.warning("interrupted at step %d; checkpoint saved to %s", step, path)

@@ -82,6 +82,9 @@ class _StackTransform(keras.layers.Layer):
 
     def build(self, input_shape):
         self._check_input(input_shape)
+        for i, layer in enumerate(self.stack):
+            # attributes make the sublayers visible to tf.train.Checkpoint (a list is not)
+            setattr(self, f"stack_{i:02d}", layer)
         shape = self._stack_shape(input_shape)
         for layer in self.stack:
             layer.build(shape)
