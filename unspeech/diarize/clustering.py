@@ -1,21 +1,24 @@
 """Who is who without enrollment: cluster the embedding rows of one recording.
 
-:func:`cluster_rows` runs one of three algorithms on L2-normalised rows (optionally centred on
-the recording's mean first, which removes what all rows share, e.g. the channel):
+:func:`cluster_rows` runs one of the clusterers of :mod:`unspeech.cluster` on L2-normalised rows
+(optionally centred on the recording's mean first, which removes what all rows share, e.g. the
+channel):
 
-* ``"hdbscan"`` — the hdbscan library (``min_cluster_size`` rows; noise rows are given to the
-  nearest cluster afterwards);
-* ``"ahc"`` — scikit-learn's agglomerative clustering with average linkage on cosine distance,
-  cut at ``threshold`` or at a requested number of speakers;
-* ``"spectral"`` — the spectralcluster library with its auto-tuned row-wise thresholding
-  (the p-percentile is searched for the best eigen-gap ratio).
+* ``"hdbscan"`` — :class:`~unspeech.cluster.HDBSCANClusterer` (``min_cluster_size`` rows; noise
+  rows are given to the nearest cluster afterwards);
+* ``"ahc"`` — :class:`~unspeech.cluster.AgglomerativeClusterer` with average linkage on cosine
+  distance, cut at ``threshold`` or at a requested number of speakers;
+* ``"spectral"`` — :class:`~unspeech.cluster.SpectralClusterer`, auto-tuned (the row-wise
+  thresholding percentile is searched for the best eigen-gap).
 
 Speaker counts: ``num_speakers`` fixes the count; ``min_speakers`` / ``max_speakers`` bound it.
-Spectral takes them as its own limits; when HDBSCAN's or the AHC threshold's count disagrees,
-the rows are re-clustered by AHC with the count clamped into the bounds (logged).
+Spectral takes them as its own limits (at most :data:`DEFAULT_MAX_SPEAKERS` when no upper bound
+is given); when HDBSCAN's or the AHC threshold's count disagrees, the rows are re-clustered by
+AHC with the count clamped into the bounds (logged).
 
-Long recordings: at most ``max_points`` rows (evenly spaced) are clustered; every other row goes
-to the nearest cluster centroid (cosine), so memory and time stay bounded.
+Long recordings: at most ``max_points`` rows (evenly spaced; for spectral at most
+:data:`SPECTRAL_MAX_POINTS`) are clustered; every other row goes to the nearest cluster centroid
+(cosine), so memory and time stay bounded.
 """
 
 from __future__ import annotations
@@ -27,11 +30,24 @@ import numpy as np
 from unspeech.diarize.profiles import l2_normalize
 from unspeech.errors import ConfigError
 
-__all__ = ["CLUSTER_METHODS", "cluster_rows", "assign_to_centroids", "check_speaker_bounds"]
+__all__ = [
+    "CLUSTER_METHODS",
+    "SPECTRAL_MAX_POINTS",
+    "DEFAULT_MAX_SPEAKERS",
+    "cluster_rows",
+    "assign_to_centroids",
+    "check_speaker_bounds",
+]
 
 logger = logging.getLogger(__name__)
 
 CLUSTER_METHODS = ("hdbscan", "ahc", "spectral")
+
+SPECTRAL_MAX_POINTS = 600
+"""Most rows spectral clustering sees (its auto-tuning solves a dense eigenproblem per step)."""
+
+DEFAULT_MAX_SPEAKERS = 10
+"""Spectral clustering's upper bound on the speaker count when none is given."""
 
 
 def check_speaker_bounds(num_speakers: int | None, min_speakers: int | None, max_speakers: int | None) -> tuple[int, int | None]:
@@ -57,48 +73,26 @@ def assign_to_centroids(rows: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return np.argmax(l2_normalize(rows) @ l2_normalize(centroids).T, axis=1).astype(np.int64)
 
 
-def _ahc(x: np.ndarray, n_clusters: int | None, threshold: float) -> np.ndarray:
-    from sklearn.cluster import AgglomerativeClustering
+def _fit(method: str, x: np.ndarray, low: int, high: int | None, num_speakers: int | None,
+         threshold: float, min_cluster_size: int, seed: int) -> np.ndarray:
+    from unspeech.cluster import AgglomerativeClusterer, HDBSCANClusterer, SpectralClusterer
 
-    if n_clusters is not None:
-        model = AgglomerativeClustering(n_clusters=min(n_clusters, len(x)), metric="cosine", linkage="average")
-    else:
-        model = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold, metric="cosine", linkage="average")
-    return model.fit_predict(x)
+    if method == "spectral":
+        from threadpoolctl import threadpool_limits
 
-
-def _spectral(x: np.ndarray, low: int, high: int | None) -> np.ndarray:
-    from spectralcluster import AutoTune, LaplacianType, RefinementName, RefinementOptions, SpectralClusterer
-    from spectralcluster.refinement import SymmetrizeType, ThresholdType
-
-    options = RefinementOptions(
-        thresholding_soft_multiplier=0.01,
-        thresholding_type=ThresholdType.Percentile,
-        thresholding_with_binarization=True,
-        thresholding_preserve_diagonal=True,
-        symmetrize_type=SymmetrizeType.Average,
-        refinement_sequence=[RefinementName.RowWiseThreshold, RefinementName.Symmetrize],
-    )
-    clusterer = SpectralClusterer(
-        min_clusters=max(low, 2),
-        max_clusters=max(high if high is not None else 8, low, 2),
-        refinement_options=options,
-        autotune=AutoTune(p_percentile_min=0.40, p_percentile_max=0.95, init_search_step=0.05, search_level=1),
-        laplacian_type=LaplacianType.GraphCut,
-        row_wise_renorm=True,
-        custom_dist="cosine",
-    )
-    return np.asarray(clusterer.predict(x))
-
-
-def _hdbscan(x: np.ndarray, min_cluster_size: int) -> np.ndarray:
-    import hdbscan
-
-    size = max(2, min(int(min_cluster_size), len(x)))
-    labels = hdbscan.HDBSCAN(min_cluster_size=size, metric="euclidean").fit_predict(x)
-    if labels.max() < 0:  # everything noise: one speaker
-        labels = np.zeros(len(x), dtype=np.int64)
-    return labels
+        n = len(x)
+        model = SpectralClusterer(n_clusters=None if num_speakers is None else min(num_speakers, n),
+                                  min_clusters=min(low, n),
+                                  max_clusters=min(n, max(low, high if high is not None else DEFAULT_MAX_SPEAKERS)),
+                                  random_state=seed)
+        with threadpool_limits(1):  # small dense eigenproblems: threads only add contention
+            return model.fit(x).labels_
+    if method == "ahc":
+        if num_speakers is not None:
+            return AgglomerativeClusterer(n_clusters=min(num_speakers, len(x))).fit(x).labels_
+        return AgglomerativeClusterer(distance_threshold=threshold).fit(x).labels_
+    labels = HDBSCANClusterer(min_cluster_size=max(2, min(int(min_cluster_size), len(x)))).fit(x).labels_
+    return labels if labels.max() >= 0 else np.zeros(len(x), dtype=np.int64)  # everything noise: one speaker
 
 
 def cluster_rows(
@@ -112,6 +106,7 @@ def cluster_rows(
     min_cluster_size: int = 20,
     center: bool = True,
     max_points: int = 3000,
+    seed: int = 0,
 ) -> np.ndarray:
     """Speaker labels of the embedding rows of one recording.
 
@@ -124,6 +119,7 @@ def cluster_rows(
     min_cluster_size : int, HDBSCAN's smallest cluster, in rows
     center : bool, subtract the mean row before normalising
     max_points : int, most rows clustered directly (the rest go to the nearest centroid)
+    seed : int, random state of spectral clustering's k-means
 
     Returns
     -------
@@ -140,19 +136,16 @@ def cluster_rows(
     x = l2_normalize(x)
     if len(x) < 3 or (high == 1):
         return np.zeros(len(x), dtype=np.int64)
+    if method == "spectral":
+        max_points = min(max_points, SPECTRAL_MAX_POINTS)
     fit_idx = np.arange(len(x)) if len(x) <= max_points else np.linspace(0, len(x) - 1, max_points).round().astype(np.int64)
     sample = x[fit_idx]
-    if method == "spectral":
-        labels = _spectral(sample, low, high)
-    elif method == "ahc":
-        labels = _ahc(sample, num_speakers, threshold)
-    else:
-        labels = _hdbscan(sample, min_cluster_size)
+    labels = _fit(method, sample, low, high, num_speakers, threshold, min_cluster_size, seed)
     found = len(set(labels[labels >= 0].tolist()))
-    wanted = min(max(found, low), high if high is not None else found)
+    wanted = max(found, low) if high is None else min(max(found, low), high)
     if wanted != found and method != "spectral":
         logger.info("%s found %d speakers, outside [%s, %s]: re-clustering with AHC into %d", method, found, low, high, wanted)
-        labels = _ahc(sample, wanted, threshold)
+        labels = _fit("ahc", sample, wanted, wanted, wanted, threshold, min_cluster_size, seed)
     kept = np.unique(labels[labels >= 0])
     centroids = np.stack([sample[labels == k].mean(axis=0) for k in kept])
     out = assign_to_centroids(x, centroids)

@@ -203,7 +203,9 @@ class Diarizer:
         from unspeech.fbank import compute_fbank
 
         samples, _ = self._load(path, _SAMPLE_RATE)
-        self._check_length(len(samples), path)
+        if len(samples) == 0:
+            return np.zeros((0, self.embedder_.dim), np.float32)
+        # enrollment may be shorter than a window: the embedders then use (or pad) what there is
         mask = self._speech_mask(samples, num_frames_of(len(samples)), None)
         rows, _, core = self._rows(compute_fbank(samples, name=path), mask)
         return rows[core] if mask.any() else rows[:0]

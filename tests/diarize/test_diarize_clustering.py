@@ -1,0 +1,62 @@
+"""Clustering the embedding rows of one recording, with speaker-count constraints."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from unspeech.diarize.clustering import assign_to_centroids, check_speaker_bounds, cluster_rows
+from unspeech.errors import ConfigError
+
+
+def _speakers(n_speakers=3, per_speaker=60, dim=16, noise=0.15, seed=0):
+    """Rows of well-separated speakers in turns, like a conversation: (N, dim) and their labels."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_speakers, dim))
+    labels = np.repeat(np.arange(n_speakers), per_speaker)
+    rows = centres[labels] + noise * np.linalg.norm(centres, axis=1).mean() * rng.standard_normal((len(labels), dim)) / np.sqrt(dim)
+    return rows + 5.0, labels  # a shared offset (the "channel") that centring removes
+
+
+@pytest.mark.parametrize("method", ["ahc", "hdbscan", "spectral"])
+def test_each_method_finds_well_separated_speakers(method):
+    rows, truth = _speakers()
+    labels = cluster_rows(rows, method)
+    assert adjusted_rand_score(truth, labels) > 0.95
+    assert labels.min() == 0 and len(set(labels)) == 3
+
+
+@pytest.mark.parametrize("method", ["ahc", "hdbscan", "spectral"])
+def test_speaker_count_constraints(method):
+    rows, truth = _speakers(n_speakers=4)
+    assert len(set(cluster_rows(rows, method, num_speakers=2))) == 2
+    assert len(set(cluster_rows(rows, method, max_speakers=3))) <= 3
+    assert len(set(cluster_rows(rows, method, min_speakers=5))) >= 5
+    assert set(cluster_rows(rows, method, num_speakers=1)) == {0}
+
+
+def test_long_recordings_cluster_a_subsample_and_assign_the_rest():
+    rows, truth = _speakers(per_speaker=400)
+    labels = cluster_rows(rows, "ahc", max_points=150)
+    assert adjusted_rand_score(truth, labels) > 0.95
+
+
+def test_tiny_inputs_and_helpers():
+    assert cluster_rows(np.zeros((0, 4)), "ahc").shape == (0,)
+    np.testing.assert_array_equal(cluster_rows(np.eye(2), "spectral"), [0, 0])
+    np.testing.assert_array_equal(assign_to_centroids(np.array([[1.0, 0.1], [0.0, -2.0]]), np.array([[0, -1.0], [3, 0]])), [1, 0])
+    assert check_speaker_bounds(None, 2, None) == (2, None)
+    assert check_speaker_bounds(3, 1, 4) == (3, 3)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"method": "kmeans"}, "`method` must be one of hdbscan, ahc, spectral"),
+        ({"num_speakers": 0}, "`num_speakers` must be >= 1"),
+        ({"num_speakers": 5, "max_speakers": 3}, r"`num_speakers` must lie within \[min_speakers, max_speakers\]"),
+        ({"min_speakers": 4, "max_speakers": 3}, "`max_speakers` must be >= `min_speakers`"),
+    ],
+)
+def test_bad_clustering_options_raise(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        cluster_rows(np.ones((5, 3)), **kwargs)

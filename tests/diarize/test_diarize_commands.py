@@ -1,0 +1,55 @@
+"""`unspeech diarize` and `unspeech score` command lines, including their failure exits."""
+
+import json
+
+import pytest
+
+from unspeech import datadir
+from unspeech.cli import main
+from unspeech.datadir import Turn
+
+
+@pytest.mark.audio
+def test_diarize_command_writes_outputs_and_scores(conversations, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["diarize", str(conversations / "wav.scp"), "-o", str(out), "--num_speakers", "2", "--backend",
+                 "spectral", "--format", "rttm,vad,json", "--plot", "--ref", str(conversations / "rttm"), "--quiet"])
+    assert code == 0
+    for rid in ("conv000", "conv001"):
+        for suffix in (".rttm", ".vad.txt", ".json", ".png"):
+            assert (out / f"{rid}{suffix}").is_file()
+    assert {t.file_id for t in datadir.read_rttm(out / "all.rttm")} == {"conv000", "conv001"}
+    assert json.loads((out / "conv000.json").read_text())["file_id"] == "conv000"
+    printed = capsys.readouterr().out
+    assert "TOTAL" in printed and "collar 0.25 s each side" in printed
+
+
+@pytest.mark.audio
+def test_diarize_command_exit_code_reports_failures(conversations, tmp_path, capsys):
+    (tmp_path / "broken.wav").write_text("not audio")
+    out = tmp_path / "out"
+    code = main(["diarize", str(conversations / "wav" / "conv000.flac"), str(tmp_path / "broken.wav"),
+                 "-o", str(out), "--quiet"])
+    assert code == 1
+    assert "FAILED broken: cannot read audio" in capsys.readouterr().err
+    assert (out / "conv000.rttm").is_file() and (out / "conv000.vad.txt").is_file()  # the good file is done
+
+
+def test_diarize_command_rejects_conflicting_speech_sources(tmp_path, capsys):
+    (tmp_path / "x.rttm").write_text("")
+    code = main(["diarize", str(tmp_path / "a.wav"), "-o", str(tmp_path), "--segments", "s", "--oracle-speech",
+                 str(tmp_path / "x.rttm"), "--quiet"])
+    assert code == 1 and "give either --segments or --oracle-speech" in capsys.readouterr().err
+
+
+def test_score_command(tmp_path, capsys):
+    datadir.write_rttm(tmp_path / "ref.rttm", [Turn("f", "1", 0.0, 10.0, "A"), Turn("f", "1", 10.0, 10.0, "B")])
+    datadir.write_rttm(tmp_path / "hyp.rttm", [Turn("f", "1", 1.0, 10.0, "x"), Turn("f", "1", 11.0, 10.0, "y")])
+    code = main(["score", "--ref", str(tmp_path / "ref.rttm"), "--hyp", str(tmp_path / "hyp.rttm"), "--collar", "0",
+                 "--json", str(tmp_path / "s.json")])
+    assert code == 0
+    total = [line for line in capsys.readouterr().out.splitlines() if line.startswith("TOTAL")][0]
+    assert total.split()[5] == "15.00"  # DER %
+    assert json.loads((tmp_path / "s.json").read_text())["total"]["der"] == pytest.approx(0.15)
+    assert main(["score", "--ref", str(tmp_path / "nope.rttm"), "--hyp", str(tmp_path / "hyp.rttm")]) == 1
+    assert "file not found" in capsys.readouterr().err
