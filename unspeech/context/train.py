@@ -453,7 +453,7 @@ def _report(session: _Session, step: int, means: np.ndarray, step_time: float, p
             examples: str, writer) -> dict[str, Any]:
     """Validate, early-stopping bookkeeping, log line, TensorBoard scalars."""
     c = session.config
-    lr = float(session.optimizer.learning_rate)
+    lr = _current_lr(session.optimizer)
     record: dict[str, Any] = dict(step=step, step_time=step_time, loss=means[0], xent=means[1], accuracy=means[2],
                                   majority=session.majority, pairs_per_s=pairs_per_s, learning_rate=lr)
     val_text = "val n/a"
@@ -477,6 +477,13 @@ def _report(session: _Session, step: int, means: np.ndarray, step_time: float, p
         _write_scalars(writer, step, {("val/" + k[4:]) if k.startswith("val_") else f"train/{k}": record[k]
                                       for k in keys if k in record})
     return record
+
+
+def _current_lr(optimizer) -> float:
+    import tensorflow as tf
+
+    value = optimizer.learning_rate
+    return float(tf.convert_to_tensor(getattr(value, "value", value)))  # also for a MirroredVariable
 
 
 def _write_scalars(writer, step: int, values: Mapping[str, float]) -> None:
