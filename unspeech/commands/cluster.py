@@ -20,14 +20,28 @@ from unspeech.cluster.options import ClusterOptions
 logger = logging.getLogger("unspeech.cluster")
 
 MODES = ("cluster_speaker", "samedifferent")
+UISRNN_MODES = ("uisrnn_train", "uisrnn")
+
+
+def _uisrnn_parsers():
+    """UIS-RNN's model / training / inference option parsers, or None when that stage is absent."""
+    import importlib.util
+
+    if importlib.util.find_spec("unspeech.uisrnn.glue") is None:
+        return None
+    from unspeech.uisrnn.arguments import build_parsers
+
+    return build_parsers()
 
 _D = ClusterOptions()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mode", default="cluster_speaker", choices=MODES,
+    uisrnn = _uisrnn_parsers()
+    parser.add_argument("--mode", default="cluster_speaker", choices=MODES + (UISRNN_MODES if uisrnn else ()),
                         help="cluster_speaker: cluster utterances (default); samedifferent: EER of same/different "
-                        "speaker trials")
+                        "speaker trials" + ("; uisrnn_train / uisrnn: train / apply the supervised UIS-RNN stage on "
+                                            "frame-level embedding arks (-i) with RTTM labels" if uisrnn else ""))
     io = parser.add_argument_group("input and output")
     io.add_argument("-i", "--input-ark", "--input_ark", dest="input_ark", default=_D.input_ark,
                     help="utterance or frame-level vectors: ark, ark.gz, scp, 'ark:cmd |' or .npz "
@@ -104,6 +118,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sd.add_argument("--max_spks", "--max-spks", dest="max_spks", type=int, default=_D.max_spks,
                     help="use a seeded random subset of this many speakers; -1 (default) = all")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
+    if uisrnn:
+        _add_uisrnn_arguments(parser, uisrnn)
+
+
+def _add_uisrnn_arguments(parser: argparse.ArgumentParser, parsers) -> None:
+    group = parser.add_argument_group("uisrnn_train / uisrnn modes (-i: frame-level embeddings, one matrix per recording)")
+    group.add_argument("--rttm", help="uisrnn_train: reference speaker turns (RTTM file ids = utterance ids)")
+    group.add_argument("--model", help="UIS-RNN model (.npz): written by uisrnn_train, read by uisrnn")
+    group.add_argument("--ivector_period", "--ivector-period", dest="ivector_period", type=int, default=10,
+                       help="frames (10 ms) per embedding row (default 10)")
+    group.add_argument("--output_rttm", "--output-rttm", dest="output_rttm", help="uisrnn: hypothesis RTTM to write")
+    group.add_argument("--output_labels", "--output-labels", dest="output_labels",
+                       help="uisrnn: write '<utt> <label per row>' lines")
+    # the UIS-RNN library's own model / training / inference flags, with its defaults
+    for sub in parsers:
+        parser._add_container_actions(sub)
 
 
 class _Progress:
@@ -141,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.mode == "samedifferent":
             report = pipeline.same_different(opts, progress)
+        elif args.mode in UISRNN_MODES:
+            report = _run_uisrnn(args, opts)
         else:
             report = pipeline.cluster_speakers(opts, progress)
     finally:
@@ -149,3 +181,50 @@ def run(args: argparse.Namespace) -> int:
         print(report.format())
     return 0
 
+
+def _options_of(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The options one UIS-RNN parser defines, taken from the full command line."""
+    return argparse.Namespace(**{name: getattr(args, name) for name in vars(parser.parse_args([]))})
+
+
+class _UISRNNReport:
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+
+    def format(self) -> str:
+        return "\n".join(self.lines)
+
+
+def _run_uisrnn(args: argparse.Namespace, opts: ClusterOptions) -> _UISRNNReport:
+    """``--mode uisrnn_train`` / ``--mode uisrnn``: the UIS-RNN glue on arks (TensorFlow loads here only)."""
+    from unspeech.cluster.pipeline import _with_set
+    from unspeech.errors import ConfigError
+    from unspeech.uisrnn import glue
+    from unspeech.uisrnn.model import UISRNN
+
+    model_parser, training_parser, inference_parser = _uisrnn_parsers()
+    source = _with_set(opts.input_ark, opts.set, "--input-ark")
+    if not source:
+        raise ConfigError("no input: give -i/--input-ark (frame-level embeddings)")
+    if not args.model:
+        raise ConfigError(f"--mode {args.mode} needs --model FILE.npz")
+    if args.mode == "uisrnn_train":
+        if not args.rttm:
+            raise ConfigError("--mode uisrnn_train needs --rttm (reference speaker turns)")
+        model_args = _options_of(args, model_parser)
+        if args.quiet:
+            model_args.verbosity = min(model_args.verbosity, 1)
+        model = glue.train_from_arks(source, _with_set(args.rttm, opts.set, "--rttm"), args.ivector_period, model_args,
+                                     _options_of(args, training_parser), seed=opts.random_seed)
+        model.save(args.model)
+        return _UISRNNReport([f"trained UIS-RNN on {source}", f"wrote {args.model}"])
+    if not args.output_rttm and not args.output_labels:
+        raise ConfigError("--mode uisrnn writes --output_rttm and/or --output_labels: give at least one")
+    model = UISRNN.from_file(args.model, verbosity=1 if args.quiet else 2)
+    result = glue.predict_arks(
+        model, source, _options_of(args, inference_parser), args.ivector_period,
+        out_rttm=args.output_rttm, out_labels=args.output_labels,
+        num_speakers=None if opts.n_clusters is None else int(opts.n_clusters), max_speakers=opts.max_clusters,
+    )
+    written = [p for p in (args.output_rttm, args.output_labels) if p]
+    return _UISRNNReport([f"diarized {len(result)} recordings of {source}"] + [f"wrote {p}" for p in written])
