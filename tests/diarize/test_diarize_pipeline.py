@@ -108,6 +108,7 @@ def test_other_sample_rates_are_resampled():
         ({"backend": "enroll", "enroll": ["a.wav"], "profiles": "p.scp"}, "give either `enroll` audio or `profiles`"),
         ({"num_speakers": 3, "max_speakers": 2}, r"`num_speakers` must lie within \[min_speakers, max_speakers\]"),
         ({"step": 0}, "`step` must be >= 1"),
+        ({"pool_rows": 0}, "`pool_rows` must be >= 1"),
     ],
 )
 def test_bad_parameters_raise_on_first_use(kwargs, message):

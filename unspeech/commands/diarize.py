@@ -49,7 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num_speakers", "--num-speakers", type=int, help="exact number of speakers")
     parser.add_argument("--min_speakers", "--min-speakers", type=int, help="at least this many speakers")
     parser.add_argument("--max_speakers", "--max-speakers", type=int, help="at most this many speakers")
-    parser.add_argument("--threshold", type=float, default=0.5, help="AHC cosine-distance threshold (default 0.5)")
+    parser.add_argument("--threshold", type=float, default=0.8, help="AHC cosine-distance threshold (default 0.8)")
+    parser.add_argument("--pool-rows", type=int, default=10,
+                        help="average this many normalised embedding rows before clustering (default 10 = 1 s)")
     parser.add_argument("--min-cluster-size", type=int, default=20, help="HDBSCAN smallest cluster in rows (default 20)")
     parser.add_argument("--uisrnn", metavar="MODEL", help="UIS-RNN model file (backend uisrnn; implies it)")
     parser.add_argument("--enroll", nargs="+", metavar="WAV", help="enrollment audio, one speaker per file (backend enroll)")
@@ -102,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         backend=backend, model=args.model or _default_model(), step=args.step, num_speakers=args.num_speakers,
         min_speakers=args.min_speakers, max_speakers=args.max_speakers, smooth_size=args.smooth_size,
         dur_threshold=args.dur_threshold, short_segments=args.short_segments, threshold=args.threshold,
-        min_cluster_size=args.min_cluster_size, uisrnn=args.uisrnn, enroll=args.enroll, profiles=args.profiles,
+        min_cluster_size=args.min_cluster_size, pool_rows=args.pool_rows, uisrnn=args.uisrnn, enroll=args.enroll, profiles=args.profiles,
         unknown_threshold=args.unknown_threshold,
         vad=EnergyVAD(energy_threshold=args.vad_energy_threshold, reference=args.vad_reference),
     )

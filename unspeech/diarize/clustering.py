@@ -102,7 +102,7 @@ def cluster_rows(
     min_speakers: int | None = None,
     max_speakers: int | None = None,
     *,
-    threshold: float = 0.5,
+    threshold: float = 0.8,
     min_cluster_size: int = 20,
     center: bool = True,
     max_points: int = 3000,

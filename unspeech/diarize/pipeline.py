@@ -11,8 +11,11 @@ Stages (each reported to ``hook(step, artifact, completed=k, total=6)`` when one
 
 Only rows of speech frames get a speaker: rows whose block of ``step`` frames is at least half
 speech ("core" rows) are clustered or decoded, other rows with some speech take the nearest
-speaker, non-speech frames stay without speaker. Frame labels are then smoothed and cleaned by
-:mod:`unspeech.diarize.postprocess`.
+speaker, non-speech frames stay without speaker. Before clustering, rows are centred on the
+recording's mean, L2-normalised and averaged over ``pool_rows`` neighbours (one row describes a
+short window; a second of context makes speakers much easier to tell apart: on synthetic dev
+conversations, pooling 10 rows of the context model cut the AHC DER from 24 % to 15 %). Frame
+labels are then smoothed and cleaned by :mod:`unspeech.diarize.postprocess`.
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ class Diarizer:
     profiles : Kaldi rspecifier of speaker embeddings (backend "enroll"), instead of ``enroll``
     unknown_threshold : float, optional; cosine similarity below which speech is "unknown"
     vad : :class:`~unspeech.diarize.vad.EnergyVAD`, optional; the speech detector's settings
+    pool_rows : int, moving average of the normalised rows over this many rows before clustering or
+        profile matching (10 rows = 1 s at step 10; 1 = none); UIS-RNN always sees the raw rows
     max_points : int, most rows clustered directly per recording
 
     Fitted attributes (set on first use): ``embedder_``, ``profiles_``, ``uisrnn_``.
@@ -80,13 +85,14 @@ class Diarizer:
         smooth_size: int = 83,
         dur_threshold: int = 10,
         short_segments: str = "merge",
-        threshold: float = 0.5,
+        threshold: float = 0.8,
         min_cluster_size: int = 20,
         uisrnn: str | os.PathLike | None = None,
         enroll: Sequence[str | os.PathLike] | dict | None = None,
         profiles: str | os.PathLike | None = None,
         unknown_threshold: float | None = None,
         vad: EnergyVAD | None = None,
+        pool_rows: int = 10,
         max_points: int = 3000,
     ):
         self.backend = backend
@@ -105,6 +111,7 @@ class Diarizer:
         self.profiles = profiles
         self.unknown_threshold = unknown_threshold
         self.vad = vad
+        self.pool_rows = pool_rows
         self.max_points = max_points
 
     def get_params(self) -> dict[str, Any]:
@@ -126,6 +133,8 @@ class Diarizer:
             raise ConfigError("give either `enroll` audio or `profiles`, not both")
         if int(self.step) < 1:
             raise ConfigError(f"`step` must be >= 1. Received: step={self.step}")
+        if int(self.pool_rows) < 1:
+            raise ConfigError(f"`pool_rows` must be >= 1. Received: pool_rows={self.pool_rows}")
 
     def _setup(self) -> None:
         """Load the embedder, profiles and UIS-RNN once (fitted attributes end in ``_``)."""
@@ -210,38 +219,47 @@ class Diarizer:
         rows, _, core = self._rows(compute_fbank(samples, name=path), mask)
         return rows[core] if mask.any() else rows[:0]
 
+    def _pooled(self, rows: np.ndarray, core: np.ndarray, center: bool) -> np.ndarray:
+        """Rows (optionally centred on the core rows' mean) L2-normalised and averaged over ``pool_rows``."""
+        x = rows.astype(np.float64)
+        if center and core.sum() > 1:
+            x = x - x[core].mean(axis=0)
+        x = l2_normalize(x)
+        if int(self.pool_rows) > 1:
+            from scipy.ndimage import uniform_filter1d
+
+            x = uniform_filter1d(x, int(self.pool_rows), axis=0, mode="nearest")
+        return x
+
     def _row_labels(self, rows: np.ndarray, fraction: np.ndarray, core: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
         """Speaker index per row (-1 where a row has no speech) and the label names."""
         labels = np.full(len(rows), NON_SPEECH, dtype=np.int64)
         speech_rows = fraction > 0
         if self.backend == "enroll":
-            labels[speech_rows] = self.profiles_.assign(rows[speech_rows], self.unknown_threshold)
+            x = self._pooled(rows, core, center=False)  # profiles live in the embedder's own space
+            labels[speech_rows] = self.profiles_.assign(x[speech_rows], self.unknown_threshold)
             return labels, self.profiles_.labels
-        core_rows = rows[core].astype(np.float64)
-        if self.backend == "uisrnn":
+        if self.backend == "uisrnn":  # the UIS-RNN sees rows exactly as it was trained on them
             from unspeech.uisrnn import default_arguments
 
             _, _, inference_args = default_arguments()
+            x = rows.astype(np.float64)
             core_labels = np.asarray(
-                self.uisrnn_.predict(core_rows, inference_args, num_speakers=self.num_speakers, max_speakers=self.max_speakers),
+                self.uisrnn_.predict(x[core], inference_args, num_speakers=self.num_speakers, max_speakers=self.max_speakers),
                 dtype=np.int64,
             )
-            space = core_rows
         else:
+            x = self._pooled(rows, core, center=True)
             core_labels = cluster_rows(
-                core_rows, self.backend, self.num_speakers, self.min_speakers, self.max_speakers,
-                threshold=self.threshold, min_cluster_size=self.min_cluster_size, max_points=self.max_points,
+                x[core], self.backend, self.num_speakers, self.min_speakers, self.max_speakers,
+                threshold=self.threshold, min_cluster_size=self.min_cluster_size, center=False, max_points=self.max_points,
             )
-            space = l2_normalize(core_rows - core_rows.mean(axis=0)) if len(core_rows) > 1 else core_rows
         labels[core] = core_labels
         rest = speech_rows & ~core
         if rest.any():
             kept = np.unique(core_labels)
-            centroids = np.stack([space[core_labels == k].mean(axis=0) for k in kept])
-            other = rows[rest].astype(np.float64)
-            if self.backend != "uisrnn" and len(core_rows) > 1:
-                other = other - core_rows.mean(axis=0)
-            labels[rest] = kept[assign_to_centroids(other, centroids)]
+            centroids = np.stack([x[core][core_labels == k].mean(axis=0) for k in kept])
+            labels[rest] = kept[assign_to_centroids(x[rest], centroids)]
         return labels, None
 
     # ------------------------------------------------------------------ the call
