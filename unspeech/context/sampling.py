@@ -247,9 +247,15 @@ class ContextSampler:
         produced by ``parallel`` workers in order and prefetched."""
         import tensorflow as tf
 
+        stop = start + count if count is not None else np.iinfo(np.int64).max
+        return self.map_batches(tf.data.Dataset.range(start, stop), parallel)
+
+    def map_batches(self, indices, parallel: int = 2):
+        """Turn a ``tf.data.Dataset`` of batch indices (int64) into prefetched batch dicts."""
+        import tensorflow as tf
+
         spec = self.element_spec()
         keys = self.keys()
-        stop = start + count if count is not None else np.iinfo(np.int64).max
 
         def draw(i):
             batch = self.sample(int(i))
@@ -259,9 +265,7 @@ class ContextSampler:
             arrays = tf.numpy_function(draw, [i], [tf.float32] * len(keys), stateful=False)
             return {key: tf.ensure_shape(a, spec[key].shape) for key, a in zip(keys, arrays)}
 
-        ds = tf.data.Dataset.range(start, stop)
-        ds = ds.map(to_dict, num_parallel_calls=parallel, deterministic=True)
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return indices.map(to_dict, num_parallel_calls=parallel, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
 def split_utterances(store, config: ContextConfig, spk2utt: Mapping[str, Sequence[str]] | None = None,

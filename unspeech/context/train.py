@@ -262,18 +262,7 @@ class _Session:
             first = ctx.input_pipeline_id * m
             steps = tf.data.Dataset.range(start_step, np.iinfo(np.int64).max // (2 * n))
             index = steps.flat_map(lambda s: tf.data.Dataset.range(s * n + first, s * n + first + m))
-            spec = sampler.element_spec()
-            keys = sampler.keys()
-
-            def draw(i):
-                batch = sampler.sample(int(i))
-                return tuple(batch[k] for k in keys)
-
-            def to_dict(i):
-                arrays = tf.numpy_function(draw, [i], [tf.float32] * len(keys), stateful=False)
-                return {k: tf.ensure_shape(a, spec[k].shape) for k, a in zip(keys, arrays)}
-
-            return index.map(to_dict, num_parallel_calls=2, deterministic=True).prefetch(tf.data.AUTOTUNE)
+            return sampler.map_batches(index)
 
         return self.strategy.distribute_datasets_from_function(per_worker)
 
@@ -312,21 +301,30 @@ def _format_examples(probs: np.ndarray, labels: np.ndarray) -> str:
     return " ".join(out)
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """Turn SIGTERM into KeyboardInterrupt so that ``kill`` also saves a checkpoint."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class _StopRequest:
+    """SIGINT / SIGTERM set a flag that the loop checks between steps, so that the checkpoint it
+    then saves always matches a completed step; a second signal interrupts at once."""
 
-    def handler(signum, frame):
-        raise KeyboardInterrupt
+    def __init__(self):
+        self.requested = False
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("stop requested (signal %d): finishing the current step, then saving a checkpoint", signum)
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
@@ -386,8 +384,8 @@ def train(config: ContextConfig, given: Mapping[str, Any] | None = None, *, stor
             spk2utt = read_spk2utt(config.spk2utt)
         try:
             session = _Session(config, run_dir, store, spk2utt)
-            with _sigterm_as_interrupt():
-                return _loop(session, resumed, hook)
+            with _StopRequest().installed() as stop:
+                return _loop(session, resumed, hook, stop)
         finally:
             if config.mixed_precision:
                 import keras
@@ -395,7 +393,7 @@ def train(config: ContextConfig, given: Mapping[str, Any] | None = None, *, stor
                 keras.mixed_precision.set_global_policy("float32")
 
 
-def _loop(session: _Session, resumed: bool, hook) -> TrainResult:
+def _loop(session: _Session, resumed: bool, hook, stop: _StopRequest) -> TrainResult:
     import tensorflow as tf
 
     c = session.config
@@ -434,6 +432,8 @@ def _loop(session: _Session, resumed: bool, hook) -> TrainResult:
                     break
             elif hook is not None:
                 hook("step", None, completed=step, total=c.max_steps or None)
+            if stop.requested:
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
         path = session.save()
         log.warning("interrupted at step %d; checkpoint saved to %s", step, path)
