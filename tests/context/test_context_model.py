@@ -143,3 +143,16 @@ def test_batch_normalization_normalises_and_updates_statistics():
     np.testing.assert_allclose(after, 0.5 * before + 0.5 * pre.mean(axis=0), rtol=1e-4, atol=1e-4)
     model(x, training=False)
     np.testing.assert_array_equal(bn.moving_mean.numpy(), after)  # inference leaves statistics alone
+
+
+def test_input_normalization_uses_stored_statistics():
+    model = ContextModel(BASE)
+    x = _inputs(BASE)
+    model(x)
+    mean, std = np.arange(5.0), np.array([1.0, 2.0, 4.0, 0.5, 1e-6])
+    model.set_input_statistics(mean, std)
+    np.testing.assert_allclose(model._normalize(x["targets"]), (x["targets"] - mean) / np.maximum(std, 1e-3), rtol=1e-5)
+    assert {v.name for v in model.non_trainable_variables} >= {"input_mean", "input_inv_std"}
+    plain = ContextModel(dataclasses.replace(BASE, normalize_input=False))
+    with pytest.raises(ConfigError, match="built with normalize_input=False"):
+        plain.set_input_statistics(mean, std)

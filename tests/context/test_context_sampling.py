@@ -139,3 +139,15 @@ def test_split_holds_out_utterances_or_speakers():
     assert len(train) == 40 and len(val) == 0
     with pytest.raises(ConfigError, match="too few to hold out validation_fraction=0.25.*--validation_fraction 0"):
         split_utterances(position_corpus([40, 40, 40]), config)
+
+
+def test_feature_statistics():
+    from unspeech.context.sampling import feature_statistics
+
+    store, _ = speaker_corpus(n_utts=10, dim=3, min_len=30, max_len=60)
+    mean, std = feature_statistics(store, [1, 4, 5])
+    frames = np.concatenate([store[1], store[4], store[5]])
+    np.testing.assert_allclose(mean, frames.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(std, frames.std(axis=0), rtol=1e-5)
+    sub_mean, _ = feature_statistics(store, max_frames=100, seed=1)  # a bounded random subset of utterances
+    assert sub_mean.shape == (3,) and not np.allclose(sub_mean, feature_statistics(store)[0])

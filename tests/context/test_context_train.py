@@ -17,6 +17,7 @@ tf = pytest.importorskip("tensorflow")
 from context_synth import speaker_corpus  # noqa: E402
 from unspeech import kaldi_io  # noqa: E402
 from unspeech.context.config import ContextConfig  # noqa: E402
+from unspeech.context.sampling import split_utterances  # noqa: E402
 from unspeech.context.rundir import checkpoint_state, embed_windows, find_checkpoint, load_run  # noqa: E402
 from unspeech.context.train import train  # noqa: E402
 from unspeech.errors import ConfigError  # noqa: E402
@@ -129,6 +130,10 @@ def test_load_run_and_embed_windows(tmp_path, corpus):
     store, _ = corpus
     result = train(dataclasses.replace(TINY, train_dir=str(tmp_path), max_steps=10, steps_per_checkpoint=5), store=store)
     config, model = load_run(result.run_dir)
+    train_idx, _ = split_utterances(store, config)
+    train_frames = np.concatenate([store[i] for i in train_idx])
+    np.testing.assert_allclose(model.input_mean.numpy(), train_frames.mean(axis=0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(1 / model.input_inv_std.numpy(), train_frames.std(axis=0), rtol=1e-4)
     windows = np.stack([store[0][i:i + 10] for i in range(0, 50, 10)])
     emb = embed_windows(model, windows, batch_size=2)
     assert emb.shape == (5, 8) and emb.dtype == np.float32
@@ -215,3 +220,23 @@ def test_unspeech_train_command_failure_exit(tmp_path, capsys):
 
     assert main(["train", "--filelist", str(tmp_path / "nope.ark"), "--train_dir", str(tmp_path), "--quiet"]) == 1
     assert "unspeech train: error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"lr_schedule": "constant"}, {0: 1e-3, 50: 1e-3, 100: 1e-3}),
+        ({"lr_schedule": "cosine", "max_steps": 100}, {0: 1e-3, 50: 5e-4, 100: 0.0}),
+        ({"lr_schedule": "cosine", "max_steps": 110, "lr_warmup_steps": 10}, {0: 0.0, 5: 5e-4, 10: 1e-3, 110: 0.0}),
+        ({"lr_schedule": "exponential", "lr_decay_steps": 50, "lr_decay_rate": 0.5}, {0: 1e-3, 50: 5e-4, 100: 2.5e-4}),
+    ],
+)
+def test_learning_rate_schedules(changes, expected):
+    from unspeech.context.train import make_optimizer
+
+    config = dataclasses.replace(TINY, **changes).validate()
+    optimizer = make_optimizer(config)
+    assert optimizer.global_clipnorm == config.gradient_clipping
+    for step, lr in expected.items():
+        optimizer.iterations.assign(step)
+        assert float(optimizer.learning_rate) == pytest.approx(lr, abs=1e-9)

@@ -86,6 +86,7 @@ class ContextConfig:
     batch_normalization: bool = _opt(False, "Batch normalisation after every conv / dense layer of the trunks and heads.", "model")
     batch_normalization_decay: float = _opt(0.99, "Momentum of the batch-normalisation moving averages.", "model")
     dropout_keep_prob: float = _opt(0.9, "Keep probability of the dropout in the head (1.0 = no dropout).", "model")
+    normalize_input: bool = _opt(True, "Standardise each feature dimension with the mean and standard deviation of the training frames; the statistics are part of the model, so export applies the same (raw fbank has a large common offset that stalls training).", "model")
 
     # ---------------------------------------------------------------- training
     batch_size: int = _opt(32, "Target windows (groups) per step; each gives left+right positive and the negative pairs.", "train")

@@ -140,6 +140,10 @@ class ContextModel(keras.Model):
         if config.unit_normalize_var:
             self.scale = self.add_weight(shape=(), initializer=keras.initializers.Constant(2.0), name="unit_norm_scale")
         self.combiner = None if config.use_dot_combine else PairCombiner(config.fc_size, name="combiner")
+        self.input_mean = self.input_inv_std = None
+        if config.normalize_input:
+            self.input_mean = self.add_weight(shape=(config.feat_size,), initializer="zeros", trainable=False, name="input_mean")
+            self.input_inv_std = self.add_weight(shape=(config.feat_size,), initializer="ones", trainable=False, name="input_inv_std")
         self._fused = config.tied_embeddings_transforms and config.tied_final_embeddings_transforms
 
     def _check_head_tying(self) -> None:
@@ -156,6 +160,18 @@ class ContextModel(keras.Model):
 
     # ------------------------------------------------------------------ embedding
 
+    def set_input_statistics(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Store the per-dimension feature mean and standard deviation (both (feat_size,))."""
+        if self.input_mean is None:
+            raise ConfigError("this model was built with normalize_input=False")
+        self.input_mean.assign(np.asarray(mean, np.float32))
+        self.input_inv_std.assign(1.0 / np.maximum(np.asarray(std, np.float32), 1e-3))
+
+    def _normalize(self, windows):
+        if self.input_mean is None:
+            return windows
+        return (keras.ops.cast(windows, "float32") - self.input_mean) * self.input_inv_std
+
     def _finish(self, emb):
         emb = keras.ops.cast(emb, "float32")
         if self.config.unit_normalize or self.config.unit_normalize_var:
@@ -166,11 +182,13 @@ class ContextModel(keras.Model):
 
     def embed_targets(self, windows, training: bool = False):
         """Target-tower embeddings: windows (B, window_length, F) -> (B, embedding_size) float32."""
-        return self._finish(self.head_target(self.trunk_target(windows, training=training), training=training))
+        x = self._normalize(windows)
+        return self._finish(self.head_target(self.trunk_target(x, training=training), training=training))
 
     def embed_contexts(self, windows, training: bool = False):
         """Context-tower embeddings: windows (B, window_neg_length, F) -> (B, embedding_size) float32."""
-        return self._finish(self.head_context(self.trunk_context(windows, training=training), training=training))
+        x = self._normalize(windows)
+        return self._finish(self.head_context(self.trunk_context(x, training=training), training=training))
 
     def _embed_all(self, targets, others, training):
         """Embed target-tower windows (N1, W, F) and context-tower windows (N2, Wn, F)."""

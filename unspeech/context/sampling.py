@@ -27,7 +27,7 @@ import numpy as np
 from unspeech.context.config import ContextConfig
 from unspeech.errors import ConfigError, DataError
 
-__all__ = ["ContextSampler", "SamplerStats", "split_utterances", "WINDOW_KEYS"]
+__all__ = ["ContextSampler", "SamplerStats", "split_utterances", "feature_statistics", "WINDOW_KEYS"]
 
 log = logging.getLogger(__name__)
 
@@ -304,3 +304,31 @@ def split_utterances(store, config: ContextConfig, spk2utt: Mapping[str, Sequenc
     mask = np.zeros(len(store), bool)
     mask[val] = True
     return everything[~mask], np.sort(val)
+
+
+def feature_statistics(store, utt_indices: Sequence[int] | None = None, max_frames: int = 2_000_000,
+                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and standard deviation of the frames of ``utt_indices`` (all by default).
+
+    At most about ``max_frames`` frames are read: beyond that, utterances are drawn at random
+    (seeded), so statistics of a large memory-mapped corpus cost one bounded read.
+    Returns two float64 arrays of shape (dim,).
+    """
+    utts = np.arange(len(store)) if utt_indices is None else np.asarray(utt_indices, dtype=np.int64)
+    lengths = store.lengths[utts]
+    if lengths.sum() > max_frames:
+        order = np.random.default_rng([seed, 11]).permutation(len(utts))
+        keep = order[: max(1, int(np.searchsorted(np.cumsum(lengths[order]), max_frames)) + 1)]
+        utts = np.sort(utts[keep])
+    total = np.zeros(store.dim)
+    total_sq = np.zeros(store.dim)
+    count = 0
+    for u in utts:
+        x = np.asarray(store[int(u)], dtype=np.float64)
+        total += x.sum(axis=0)
+        total_sq += np.square(x).sum(axis=0)
+        count += len(x)
+    if count == 0:
+        raise DataError("no frames to compute feature statistics from")
+    mean = total / count
+    return mean, np.sqrt(np.maximum(total_sq / count - np.square(mean), 0.0))

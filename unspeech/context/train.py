@@ -157,7 +157,7 @@ class _Session:
         import tensorflow as tf
 
         from unspeech.context.model import ContextModel, dummy_inputs, pair_labels, pair_weights
-        from unspeech.context.sampling import ContextSampler, split_utterances
+        from unspeech.context.sampling import ContextSampler, feature_statistics, split_utterances
 
         self.config = c = config
         self.run_dir = run_dir
@@ -181,6 +181,8 @@ class _Session:
         with self.strategy.scope():
             self.model = ContextModel(c)
             self.model(dummy_inputs(c, 1), training=False)
+            if c.normalize_input:  # a resumed run's checkpoint overwrites these with the saved values
+                self.model.set_input_statistics(*feature_statistics(store, train_idx, seed=c.seed))
             self.optimizer = make_optimizer(c)
             self.optimizer.build(self.model.trainable_variables)
         self.labels = tf.constant(pair_labels(c))
