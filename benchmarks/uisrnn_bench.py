@@ -158,14 +158,15 @@ def main(argv=None) -> int:
     results = {}
     with tempfile.TemporaryDirectory() as data_dir:
         save_toy_data(data_dir, data)
-        results["unspeech"] = run_ours(data, data_dir, args)
+        results["unspeech"] = ours = run_ours(data, data_dir, args)
+        print(f"unspeech: {1000 * ours['train_s'] / ours['iterations']:.1f} ms/iteration, "
+              f"{np.mean(ours['predict_s']):.3f} s/sequence, accuracy {np.mean(ours['accuracy']):.4f}", flush=True)
         if reference is None:
             print("reference uisrnn not installed (give --reference-python or set UISRNN_REFERENCE_PYTHON): "
                   "reporting unspeech alone")
         else:
             results["uisrnn"] = run_reference(reference, data_dir, args)
 
-    ours = results["unspeech"]
     rows = [
         ("train ms/iteration (incl. tracing)", 1000 * ours["train_s"] / ours["iterations"], "train"),
         ("train ms/iteration (steady)", 1000 * ours["steady_iteration_s"], "train"),
