@@ -125,11 +125,14 @@ def run_ours(data: dict, data_dir: str, args) -> dict:
         times.append(time.perf_counter() - start)
         accuracies.append(uisrnn.compute_sequence_match_accuracy(truth.tolist(), predicted))
     start = time.perf_counter()
+    batched = model.predict(list(sequences), inference_args)
+    batch_s = time.perf_counter() - start
+    start = time.perf_counter()
     parallel = uisrnn.parallel_predict(model, list(sequences), inference_args, num_processes=args.processes)
     parallel_s = time.perf_counter() - start
-    assert parallel == [model.predict(s, inference_args) for s in sequences]
+    assert parallel == batched == [model.predict(s, inference_args) for s in sequences]
     return {"train_s": train_s, "iterations": args.train_iterations, "steady_iteration_s": steady_s,
-            "predict_s": times, "accuracy": accuracies, "parallel_total_s": parallel_s}
+            "predict_s": times, "accuracy": accuracies, "batch_total_s": batch_s, "parallel_total_s": parallel_s}
 
 
 def main(argv=None) -> int:
@@ -189,9 +192,12 @@ def main(argv=None) -> int:
         other_text = "" if other is None else f"{other:.4g}"
         print(f"| {name:36s} | {value:10.4g} | {other_text:>12s} | {ratio:>8s} |")
     sequential = float(np.sum(ours["predict_s"]))
-    print(f"\nparallel_predict with {args.processes} processes: {ours['parallel_total_s']:.2f} s for "
-          f"{len(ours['predict_s'])} sequences vs {sequential:.2f} s one by one "
-          f"({sequential / ours['parallel_total_s']:.2f}x)")
+    count = len(ours["predict_s"])
+    print(f"\n{count} sequences: {sequential:.2f} s one by one, {ours['batch_total_s']:.2f} s as one list "
+          f"(predict(list), lockstep: {ours['batch_total_s'] / count:.3f} s/sequence), "
+          f"{ours['parallel_total_s']:.2f} s with parallel_predict on {args.processes} processes "
+          f"({ours['parallel_total_s'] / count:.3f} s/sequence, {sequential / ours['parallel_total_s']:.2f}x "
+          f"one by one)")
     if ref:
         print(f"reference torch threads: {ref['threads']}")
     if args.json:

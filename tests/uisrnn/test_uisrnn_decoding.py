@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from unspeech.errors import ConfigError, DataError
-from unspeech.uisrnn.decoding import BeamSearchDecoder, DecoderWeights, OnlineDecoder, decode_sequence
+from unspeech.uisrnn import decoding
+from unspeech.uisrnn.decoding import BeamSearchDecoder, DecoderWeights, OnlineDecoder, decode_batch, decode_sequence
 
 
 def random_weights(seed=0, dim=4, hidden=6, depth=1, transition_bias=0.2, dtype=np.float64):
@@ -174,6 +175,21 @@ def test_state_pool_compaction_changes_nothing():
     assert compacting._pool.size < reference._pool.size
     assert compacting.best_labels() == reference.best_labels()
     np.testing.assert_allclose(compacting._beams.scores, reference._beams.scores, rtol=1e-12)
+
+
+@pytest.mark.parametrize("look_ahead,test_iteration", [(1, 2), (2, 1), (3, 2)])
+def test_lockstep_batch_decoding_equals_one_sequence_at_a_time(look_ahead, test_iteration, monkeypatch):
+    monkeypatch.setattr(decoding, "COMPACT_ABOVE", 50)  # exercise the shared pool's compaction too
+    weights = random_weights(9, depth=2)
+    sequences = [clustered_sequence(seed, length) for seed, length in enumerate([9, 0, 14, 3, 11, 1])]
+    counts = [None, None, 3, 2, None, 1]
+    expected = [decode_sequence(weights, seq, beam_size=4, look_ahead=look_ahead, test_iteration=test_iteration,
+                                num_speakers=n) for seq, n in zip(sequences, counts)]
+    assert decode_batch(weights, sequences, beam_size=4, look_ahead=look_ahead, test_iteration=test_iteration,
+                        num_speakers=counts) == expected
+    assert decode_batch(weights, [], beam_size=4) == []
+    with pytest.raises(ConfigError, match="`max_speakers` has 1 values for 6 sequences"):
+        decode_batch(weights, sequences, max_speakers=[2])
 
 
 def test_online_decoder_ends_with_the_offline_single_pass_labels():

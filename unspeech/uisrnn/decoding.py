@@ -33,10 +33,12 @@ __all__ = [
     "BeamSearchDecoder",
     "OnlineDecoder",
     "decode_sequence",
+    "decode_batch",
     "check_inference_options",
 ]
 
 ROOT = 0  # node id of the state "new speaker, nothing consumed yet"
+COMPACT_ABOVE = 4096  # drop unreferenced speaker states once the pool holds more than this
 
 _BLAS_CONTROLLER = None
 
@@ -216,15 +218,30 @@ class _NodePool:
             new[: self.size] = old[: self.size]
             setattr(self, name, new)
 
-    def advance(self, parents: np.ndarray, input_proj: np.ndarray) -> np.ndarray:
-        """New nodes: each parent node after one more entry (all rows share ``input_proj``).
+    def advance(self, parents: np.ndarray, input_rows: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
+        """New nodes: each parent node after one more entry, in one batched GRU call.
 
-        Equal parents are computed once. Returns the new node ids, aligned with ``parents``.
+        Parameters
+        ----------
+        parents : ndarray of shape (N,), int
+        input_rows : ndarray of shape (3H,) shared by all rows, or (N, 3H)
+            Projected entries (:meth:`DecoderWeights.project_inputs`).
+        keys : ndarray of shape (N,), int, optional
+            Which entry each row consumes; rows with equal (parent, key) are computed once.
+            Without keys all rows consume the same entry.
+
+        Returns
+        -------
+        ndarray of shape (N,), the new node ids aligned with ``parents``
         """
-        slots: dict[int, int] = {}
-        inverse = np.array([slots.setdefault(p, len(slots)) for p in parents.tolist()], dtype=np.int64)
-        unique = np.fromiter(slots, dtype=np.int64, count=len(slots))
-        hidden, output = self.weights.run_rnn(input_proj[None], self.hidden[unique])
+        pairs = zip(parents.tolist(), keys.tolist()) if keys is not None else parents.tolist()
+        slots: dict = {}
+        inverse = np.array([slots.setdefault(pair, len(slots)) for pair in pairs], dtype=np.int64)
+        first = np.empty(len(slots), dtype=np.int64)
+        first[inverse] = np.arange(len(inverse))  # any row of each group represents it
+        unique = parents[first]
+        rows = input_rows[None] if input_rows.ndim == 1 else input_rows[first]
+        hidden, output = self.weights.run_rnn(rows, self.hidden[unique])
         start = self.size
         self._reserve(len(unique))
         stop = start + len(unique)
@@ -237,16 +254,16 @@ class _NodePool:
         self.size = stop
         return start + inverse
 
-    def compact(self, node_table: np.ndarray) -> np.ndarray:
-        """Drop nodes not referenced by ``node_table`` (-1 = empty); returns the renumbered table."""
-        live = np.unique(np.concatenate([[ROOT], node_table[node_table >= 0]]))
+    def compact(self, node_tables: list[np.ndarray]) -> list[np.ndarray]:
+        """Drop nodes no table references (-1 = empty); returns the renumbered tables."""
+        live = np.unique(np.concatenate([[ROOT]] + [table[table >= 0] for table in node_tables]))
         remap = np.full(self.size, -1, dtype=np.int64)
         remap[live] = np.arange(len(live))
         for name in ("hidden", "sums", "means", "counts"):
             array = getattr(self, name)
             array[: len(live)] = array[live]
         self.size = len(live)
-        return np.where(node_table >= 0, remap[np.maximum(node_table, 0)], -1)
+        return [np.where(table >= 0, remap[np.maximum(table, 0)], -1) for table in node_tables]
 
 
 @dataclasses.dataclass
@@ -288,7 +305,7 @@ class BeamSearchDecoder:
 
     def __init__(self, weights: DecoderWeights, beam_size: int = 10, *,
                  min_speakers: int = 0, max_speakers: int | None = None,
-                 total_entries: int | None = None):
+                 total_entries: int | None = None, pool: _NodePool | None = None):
         _check_weights(weights)
         self.weights = weights
         self.beam_size = int(beam_size)
@@ -296,10 +313,11 @@ class BeamSearchDecoder:
         self.max_speakers = np.iinfo(np.int64).max if max_speakers is None else int(max_speakers)
         self.total_entries = total_entries
         self.position = 0
-        self._pool = _NodePool(weights)
+        self._owns_pool = pool is None
+        self._pool = _NodePool(weights) if pool is None else pool
         self._beams = _Hypotheses.start()
         self._history: list[tuple[np.ndarray, np.ndarray]] = []
-        self._compact_above = 4096  # drop unreferenced speaker states beyond this many
+        self._compact_above = COMPACT_ABOVE
         p0 = float(weights.transition_bias)
         alpha = float(weights.crp_alpha)
         self._cost_stay = -np.log1p(-p0)
@@ -347,10 +365,9 @@ class BeamSearchDecoder:
         scores = hyp.scores[flat_rows] + fit_cost + transition
         return flat_rows, flat_speakers, scores, flat_source
 
-    def _extend(self, hyp: _Hypotheses, rows, speakers, scores, sources,
-                input_proj: np.ndarray) -> _Hypotheses:
-        """Hypotheses ``hyp[rows]`` extended by ``speakers``; advances the GRU (batched)."""
-        new_ids = self._pool.advance(sources, input_proj)
+    @staticmethod
+    def _extend(hyp: _Hypotheses, rows, speakers, scores, new_ids) -> _Hypotheses:
+        """Hypotheses ``hyp[rows]`` extended by ``speakers`` whose new states are ``new_ids``."""
         picked = len(rows)
         width = hyp.nodes.shape[1]
         take = np.arange(picked)
@@ -366,6 +383,27 @@ class BeamSearchDecoder:
             choices=np.concatenate([hyp.choices[rows], speakers[:, None]], axis=1))
 
     # -- public ----------------------------------------------------------------------------
+    def step_requests(self, entries: np.ndarray, input_proj: np.ndarray):
+        """One look-ahead step as a generator, for running many decoders in lockstep.
+
+        Yields ``(parent_nodes, input_row)``: the GRU updates the step needs next; expects the
+        new node ids (from ``pool.advance``) sent back. Stops when the step is done.
+        """
+        beams = self._beams
+        hyp = dataclasses.replace(beams, origin=np.arange(len(beams.scores)),
+                                  choices=np.zeros((len(beams.scores), 0), np.int64))
+        last_index = len(entries) - 1
+        for index, entry in enumerate(entries):
+            rows, speakers, scores, sources = self._candidates(hyp, entry, self.position + index)
+            if index == last_index:
+                keep = np.argsort(scores, kind="stable")[: self.beam_size]
+                rows, speakers, scores, sources = rows[keep], speakers[keep], scores[keep], sources[keep]
+            new_ids = yield sources, input_proj[index]
+            hyp = self._extend(hyp, rows, speakers, scores, new_ids)
+        self._history.append((hyp.origin, hyp.choices))
+        self._beams = hyp
+        self.position += len(entries)
+
     def step(self, entries: np.ndarray, input_proj: np.ndarray | None = None) -> None:
         """Decide ``len(entries)`` entries jointly (one look-ahead step).
 
@@ -377,21 +415,16 @@ class BeamSearchDecoder:
         """
         if input_proj is None:
             input_proj = self.weights.project_inputs(entries)
-        beams = self._beams
-        hyp = dataclasses.replace(beams, origin=np.arange(len(beams.scores)),
-                                  choices=np.zeros((len(beams.scores), 0), np.int64))
-        last_index = len(entries) - 1
-        for index, entry in enumerate(entries):
-            rows, speakers, scores, sources = self._candidates(hyp, entry, self.position + index)
-            if index == last_index:
-                keep = np.argsort(scores, kind="stable")[: self.beam_size]
-                rows, speakers, scores, sources = rows[keep], speakers[keep], scores[keep], sources[keep]
-            hyp = self._extend(hyp, rows, speakers, scores, sources, input_proj[index])
-        self._history.append((hyp.origin, hyp.choices))
-        self._beams = hyp
-        self.position += len(entries)
-        if self._pool.size > max(self._compact_above, 4 * (hyp.nodes.size + 1)):
-            hyp.nodes = self._pool.compact(hyp.nodes)
+        requests = self.step_requests(entries, input_proj)
+        try:
+            parents, row = next(requests)
+            while True:
+                parents, row = requests.send(self._pool.advance(parents, row))
+        except StopIteration:
+            pass
+        pool = self._pool
+        if self._owns_pool and pool.size > max(self._compact_above, 4 * (self._beams.nodes.size + 1)):
+            self._beams.nodes = pool.compact([self._beams.nodes])[0]
 
     def best_labels(self, last: int | None = None) -> list[int]:
         """Speaker labels of the best hypothesis (optionally only the last ``last`` entries)."""
@@ -472,6 +505,74 @@ def decode_sequence(weights: DecoderWeights, sequence: np.ndarray, *, beam_size:
     return decoder.best_labels(last=length)
 
 
+def per_sequence_option(value, count: int, name: str) -> list:
+    """One option value per sequence: ``value`` repeated, or a list of ``count`` values."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        if len(value) != count:
+            raise ConfigError(f"`{name}` has {len(value)} values for {count} sequences")
+        return list(value)
+    return [value] * count
+
+
+def decode_batch(weights: DecoderWeights, sequences: Sequence[np.ndarray], *, beam_size: int = 10,
+                 look_ahead: int = 1, test_iteration: int = 2, num_speakers=None,
+                 max_speakers=None) -> list[list[int]]:
+    """:func:`decode_sequence` for many sequences at once, with the same results.
+
+    The sequences are decoded in lockstep: every round advances all unfinished searches by one
+    step and runs the GRU updates of all of them in one batched call, which uses the CPU far
+    better than one search at a time. ``num_speakers`` / ``max_speakers`` may be one value or
+    one per sequence.
+    """
+    count = len(sequences)
+    limits = (per_sequence_option(num_speakers, count, "num_speakers"),
+              per_sequence_option(max_speakers, count, "max_speakers"))
+    bounds = [check_inference_options(beam_size, look_ahead, test_iteration, n, m) for n, m in zip(*limits)]
+    arrays = [_as_sequence(seq, weights.observation_dim, weights.dtype) for seq in sequences]
+    pool = _NodePool(weights)
+    decoders, data = {}, {}
+    with _single_thread_blas():
+        for index, (array, (low, high)) in enumerate(zip(arrays, bounds)):
+            total = len(array) * test_iteration
+            if total:
+                decoders[index] = BeamSearchDecoder(weights, beam_size, min_speakers=min(low, total),
+                                                    max_speakers=high, total_entries=total, pool=pool)
+                data[index] = (np.tile(array, (test_iteration, 1)),
+                               np.tile(weights.project_inputs(array), (test_iteration, 1)))
+        start = 0
+        while True:
+            running = []
+            for index, decoder in decoders.items():
+                entries, projected = data[index]
+                if start < len(entries):
+                    running.append(decoder.step_requests(entries[start:start + look_ahead],
+                                                         projected[start:start + look_ahead]))
+            if not running:
+                break
+            requests = [next(gen) for gen in running]
+            while running:
+                parents = np.concatenate([parents for parents, _ in requests])
+                rows = np.stack([row for _, row in requests])
+                keys = np.repeat(np.arange(len(requests)), [len(parents) for parents, _ in requests])
+                new_ids = pool.advance(parents, rows[keys], keys)
+                offsets = np.cumsum([0] + [len(parents) for parents, _ in requests])
+                still, pending = [], []
+                for number, gen in enumerate(running):
+                    try:
+                        pending.append(gen.send(new_ids[offsets[number]:offsets[number + 1]]))
+                        still.append(gen)
+                    except StopIteration:
+                        pass
+                running, requests = still, pending
+            start += look_ahead
+            live = sum(decoder._beams.nodes.size for decoder in decoders.values())
+            if pool.size > max(COMPACT_ABOVE, 4 * (live + 1)):
+                tables = pool.compact([decoder._beams.nodes for decoder in decoders.values()])
+                for decoder, table in zip(decoders.values(), tables):
+                    decoder._beams.nodes = table
+    return [decoders[i].best_labels(last=len(arrays[i])) if i in decoders else [] for i in range(count)]
+
+
 class OnlineDecoder:
     """Streaming decoding: one entry at a time, a label for it at once.
 
@@ -509,8 +610,3 @@ class OnlineDecoder:
 
     def __len__(self) -> int:
         return self._decoder.position
-
-
-def decode_many(weights: DecoderWeights, sequences: Sequence[np.ndarray], options: dict) -> list[list[int]]:
-    """:func:`decode_sequence` for each sequence (used by worker processes)."""
-    return [decode_sequence(weights, seq, **options) for seq in sequences]

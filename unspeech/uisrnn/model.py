@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator
 
 import keras
 import numpy as np
@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from unspeech._fileutil import atomic_open
 from unspeech.errors import ConfigError, DataError
-from unspeech.uisrnn.decoding import DecoderWeights, OnlineDecoder, decode_sequence
+from unspeech.uisrnn.decoding import DecoderWeights, OnlineDecoder, decode_batch, decode_sequence
 from unspeech.uisrnn.network import CoreRNN, make_train_step, pack_batch
 from unspeech.uisrnn.utils import (
     InputTypeError,
@@ -302,9 +302,11 @@ class UISRNN:
         if not isinstance(test_sequences, list):
             raise InputTypeError("test_sequences must be a numpy array or a list of arrays. "
                                  f"Received {type(test_sequences).__name__}")
-        counts = _per_sequence(num_speakers, len(test_sequences), "num_speakers")
-        limits = _per_sequence(max_speakers, len(test_sequences), "max_speakers")
-        return [self.predict_single(seq, args, n, m) for seq, n, m in zip(test_sequences, counts, limits)]
+        sequences = [check_sequence(seq, self.observation_dim, f"test_sequences[{i}]")
+                     for i, seq in enumerate(test_sequences)]
+        # all sequences advance together, sharing each batched GRU call (same results)
+        return decode_batch(self.decoder_weights(), sequences,
+                            **self._decode_options(args, num_speakers, max_speakers))
 
     def online_decoder(self, args, max_speakers: int | None = None) -> OnlineDecoder:
         """A streaming decoder: ``push(entry) -> label`` one entry at a time."""
@@ -421,12 +423,3 @@ class UISRNN:
             sigma2=None if header.get("estimate_sigma2", True) else INITIAL_SIGMA2,
             transition_bias=float(header["transition_bias"]) if fixed_bias else None)
         return cls(model_args).load(filepath)
-
-
-def _per_sequence(value, count: int, name: str) -> Sequence:
-    if isinstance(value, (list, tuple, np.ndarray)):
-        if len(value) != count:
-            raise ConfigError(f"`{name}` has {len(value)} values for {count} sequences")
-        return list(value)
-    return [value] * count
-

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from typing import Sequence
-
-import numpy as np
 
 from unspeech.errors import ConfigError
-from unspeech.uisrnn.decoding import DecoderWeights, check_inference_options, decode_sequence
+from unspeech.uisrnn.decoding import DecoderWeights, check_inference_options, decode_batch, per_sequence_option
 from unspeech.uisrnn.utils import InputTypeError, check_sequence
 
 __all__ = ["parallel_predict"]
@@ -29,18 +26,20 @@ def _init_worker(weights: DecoderWeights, options: dict) -> None:
     _WORKER_STATE["options"] = options
 
 
-def _decode_task(task):
-    index, sequence, overrides = task
-    options = dict(_WORKER_STATE["options"], **overrides)
-    return index, decode_sequence(_WORKER_STATE["weights"], sequence, **options)
+def _decode_chunk(chunk):
+    indices, sequences, num_speakers, max_speakers = chunk
+    labels = decode_batch(_WORKER_STATE["weights"], sequences, num_speakers=num_speakers,
+                          max_speakers=max_speakers, **_WORKER_STATE["options"])
+    return indices, labels
 
 
 def parallel_predict(model, test_sequences: list, args, num_processes: int = 4, *,
                      num_speakers=None, max_speakers=None, start_method: str | None = None) -> list[list[int]]:
     """Decode a list of sequences with a pool of worker processes.
 
-    Same results as ``model.predict(test_sequences, args)``. Each worker gets the weights once
-    and decodes whole sequences, longest first, with one BLAS thread.
+    Same results as ``model.predict(test_sequences, args)``. The sequences are dealt, longest
+    first, into one share per process; each worker gets the weights once, decodes its share in
+    lockstep (:func:`~unspeech.uisrnn.decoding.decode_batch`) with one BLAS thread.
 
     Parameters
     ----------
@@ -69,25 +68,23 @@ def parallel_predict(model, test_sequences: list, args, num_processes: int = 4, 
                  for i, seq in enumerate(test_sequences)]
     options = dict(beam_size=args.beam_size, look_ahead=args.look_ahead, test_iteration=args.test_iteration)
     check_inference_options(**options)
-    tasks = []
-    for index, seq in enumerate(sequences):
-        overrides = {}
-        for name, value in (("num_speakers", num_speakers), ("max_speakers", max_speakers)):
-            if isinstance(value, (list, tuple, np.ndarray)):
-                if len(value) != len(sequences):
-                    raise ConfigError(f"`{name}` has {len(value)} values for {len(sequences)} sequences")
-                value = value[index]
-            overrides[name] = value
-        tasks.append((index, seq, overrides))
-    processes = min(num_processes, len(tasks))
+    counts = per_sequence_option(num_speakers, len(sequences), "num_speakers")
+    limits = per_sequence_option(max_speakers, len(sequences), "max_speakers")
+    processes = min(num_processes, len(sequences))
     if processes <= 1:
-        return [decode_sequence(weights, seq, **options, **extra) for _, seq, extra in tasks]
-    tasks.sort(key=lambda task: -len(task[1]))
+        return decode_batch(weights, sequences, num_speakers=counts, max_speakers=limits, **options)
+    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
+    chunks = []
+    for share in range(processes):
+        indices = order[share::processes]
+        chunks.append((indices, [sequences[i] for i in indices], [counts[i] for i in indices],
+                       [limits[i] for i in indices]))
     if start_method is None:
         start_method = "fork" if "fork" in multiprocessing.get_all_start_methods() and os.name == "posix" else "spawn"
     context = multiprocessing.get_context(start_method)
-    results: list = [None] * len(tasks)
+    results: list = [None] * len(sequences)
     with context.Pool(processes, initializer=_init_worker, initargs=(weights, options)) as pool:
-        for index, labels in pool.imap_unordered(_decode_task, tasks):
-            results[index] = labels
+        for indices, labels in pool.imap_unordered(_decode_chunk, chunks):
+            for index, value in zip(indices, labels):
+                results[index] = value
     return results
