@@ -89,6 +89,11 @@ def test_train_and_predict_on_arks_write_labels_and_rttm(tmp_path, monkeypatch):
         assert sum(t.duration for t in mine) == pytest.approx(len(result[utt]) * ROW, abs=0.01)
     parallel = glue.predict_arks(model, str(ark), inference_args, 10, num_processes=2)
     assert parallel == result
+    calls = []
+    hooked = glue.predict_arks(model, str(ark), inference_args, 10,
+                               hook=lambda step, utt, **progress: calls.append((step, utt, progress)))
+    assert hooked == result
+    assert calls[-1] == ("predict", "train02", {"completed": 3, "total": 3})
 
 
 def test_glue_errors(tmp_path):

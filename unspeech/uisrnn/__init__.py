@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 
 from unspeech.uisrnn.arguments import default_arguments, parse_arguments, str2bool
-from unspeech.uisrnn.decoding import DecoderWeights, OnlineDecoder, decode_sequence
+from unspeech.uisrnn.decoding import DecoderWeights, OnlineDecoder, decode_batch, decode_sequence
 from unspeech.uisrnn.evals import compute_sequence_match_accuracy
 from unspeech.uisrnn.parallel import parallel_predict
 from unspeech.uisrnn.utils import (
@@ -41,6 +41,7 @@ __all__ = [
     "DecoderWeights",
     "OnlineDecoder",
     "decode_sequence",
+    "decode_batch",
 ]
 
 _LAZY = {"UISRNN": "unspeech.uisrnn.model"}

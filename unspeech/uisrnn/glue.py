@@ -172,7 +172,8 @@ def predict_arks(model, ark_rspecifier: str, inference_args, ivector_period: int
     num_processes : int
         Decode utterances in this many processes.
     hook : callable, optional
-        Called as ``hook("predict", utt, completed=i, total=n)`` after each utterance.
+        Called as ``hook("predict", utt, completed=i, total=n)`` after each utterance (the
+        utterances are then decoded one by one instead of in one lockstep batch).
 
     Returns
     -------
@@ -192,6 +193,8 @@ def predict_arks(model, ark_rspecifier: str, inference_args, ivector_period: int
                                        num_speakers=num_speakers, max_speakers=max_speakers)
         if hook is not None:
             hook("predict", None, completed=len(utts), total=len(utts))
+    elif hook is None:
+        predictions = model.predict(mats, inference_args, num_speakers, max_speakers)  # lockstep batch
     else:
         predictions = []
         for index, mat in enumerate(mats):

@@ -287,6 +287,9 @@ class UISRNN:
     def predict(self, test_sequences, args, num_speakers=None, max_speakers=None):
         """Decode one sequence (ndarray -> list of int) or many (list -> list of lists).
 
+        A list is decoded in lockstep (:func:`~unspeech.uisrnn.decoding.decode_batch`): the
+        labels are those of one-by-one decoding, computed with larger, faster GRU batches.
+
         Parameters
         ----------
         test_sequences : ndarray of shape (T, D) or list of such arrays
@@ -304,7 +307,6 @@ class UISRNN:
                                  f"Received {type(test_sequences).__name__}")
         sequences = [check_sequence(seq, self.observation_dim, f"test_sequences[{i}]")
                      for i, seq in enumerate(test_sequences)]
-        # all sequences advance together, sharing each batched GRU call (same results)
         return decode_batch(self.decoder_weights(), sequences,
                             **self._decode_options(args, num_speakers, max_speakers))
 
