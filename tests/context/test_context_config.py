@@ -56,6 +56,13 @@ def test_json_round_trip(tmp_path):
     assert ContextConfig.from_json(c.to_json()) == c
 
 
+def test_config_saved_before_input_normalization_keeps_raw_input():
+    values = ContextConfig().to_dict()
+    del values["normalize_input"]
+    assert ContextConfig.from_dict(values).normalize_input is False
+    assert ContextConfig.from_dict(ContextConfig().to_dict()).normalize_input is True
+
+
 def test_json_errors(tmp_path):
     (tmp_path / "bad.json").write_text('{"window_length": 64, "no_such_flag": 1}')
     with pytest.raises(ConfigError, match="unknown option.*no_such_flag"):

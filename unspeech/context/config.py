@@ -36,6 +36,8 @@ TRANSFORMATION_NAMES = ("Vgg16big", "Vgg16", "Vgg16bigB", "BaselineDnn", "Highwa
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 DISTRIBUTE_CHOICES = ("auto", "none", "mirrored", "multi_worker")
 MEMMAP_DTYPES = ("float32", "float16")
+# Options added after run dirs existed: a saved config without them gets the behaviour they replaced.
+_LEGACY_VALUES = {"normalize_input": False}
 
 
 def _opt(default: Any, help: str, kind: str, aliases: tuple[str, ...] = (), choices: tuple | None = None):
@@ -216,12 +218,13 @@ class ContextConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> "ContextConfig":
-        """Build from a mapping; unknown keys are an error naming ``source``."""
+        """Build from a mapping; unknown keys are an error naming ``source``. Options that a saved
+        config predates take the value that reproduces the old behaviour (``normalize_input=False``)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"{source}: unknown option(s) {', '.join(unknown)}")
-        return cls(**values)
+        return cls(**{**_LEGACY_VALUES, **values})
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
         """The config as JSON text; also written atomically to ``path`` when given."""
