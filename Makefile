@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml requirements.txt
 	$(PY) -m pip install -q -e '.[cpu,test]'
 	touch $(STAMP)
 
+demo: $(STAMP)
+	PYTHON=$(PY) bash scripts/demo.sh
+
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
 
