@@ -51,6 +51,13 @@ def test_parallel_jobs_give_the_same_result(mixed_scp, tmp_path, caplog):
     assert "no speech found" in caplog.text  # warnings of worker processes reach the parent's log
 
 
+def test_setup_problems_stop_the_batch_up_front(conversations, tmp_path):
+    recordings = datadir.read_wav_scp(conversations / "wav.scp")
+    with pytest.raises(ConfigError, match="is not a run dir of the context model"):
+        diarize_batch(recordings, {"model": str(tmp_path)}, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_segments_are_speech_regions_of_their_recording(conversations):
     segments = datadir.read_segments(conversations / "segments")
     spans = speech_from_segments(segments)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from unspeech.diarize.clustering import assign_to_centroids, check_speaker_bounds, cluster_rows
+from unspeech.diarize.clustering import ahc_speakers, assign_to_centroids, check_speaker_bounds, cluster_rows
 from unspeech.errors import ConfigError
 
 
@@ -32,6 +32,17 @@ def test_speaker_count_constraints(method):
     assert len(set(cluster_rows(rows, method, max_speakers=3))) <= 3
     assert len(set(cluster_rows(rows, method, min_speakers=5))) >= 5
     assert set(cluster_rows(rows, method, num_speakers=1)) == {0}
+
+
+def test_small_ahc_clusters_join_the_nearest_speaker():
+    rows, truth = _speakers(n_speakers=2, per_speaker=50)
+    x = rows - rows.mean(axis=0)
+    stray = np.vstack([x[:3] * 0.2 + np.roll(x[:3], 1, axis=1), -x[60:62] + 0.5])  # 5 rows far from both
+    labels = ahc_speakers(np.vstack([x, stray]) / np.linalg.norm(np.vstack([x, stray]), axis=1, keepdims=True),
+                          threshold=0.3, min_cluster_size=10)
+    assert len(set(labels)) == 2 and adjusted_rand_score(truth, labels[:100]) == 1.0
+    with_stray = cluster_rows(np.vstack([rows, stray + rows.mean(axis=0)]), "spectral", min_cluster_size=10)
+    assert len(set(with_stray)) == 2  # spectral takes its count from the same rule
 
 
 def test_long_recordings_cluster_a_subsample_and_assign_the_rest():

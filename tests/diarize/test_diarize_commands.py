@@ -15,8 +15,9 @@ DEMO = Path(__file__).resolve().parents[2] / "data" / "demo_conversations"
 @pytest.mark.audio
 def test_diarize_command_writes_outputs_and_scores(conversations, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["diarize", str(conversations / "wav.scp"), "-o", str(out), "--num_speakers", "2", "--backend",
-                 "spectral", "--format", "rttm,vad,json", "--plot", "--ref", str(conversations / "rttm"), "--quiet"])
+    code = main(["diarize", str(conversations / "wav.scp"), "-o", str(out), "--model", "stats", "--num_speakers", "2",
+                 "--backend", "spectral", "--format", "rttm,vad,json", "--plot", "--ref", str(conversations / "rttm"),
+                 "--quiet"])
     assert code == 0
     for rid in ("conv000", "conv001"):
         for suffix in (".rttm", ".vad.txt", ".json", ".png"):
@@ -32,7 +33,7 @@ def test_diarize_command_exit_code_reports_failures(conversations, tmp_path, cap
     (tmp_path / "broken.wav").write_text("not audio")
     out = tmp_path / "out"
     code = main(["diarize", str(conversations / "wav" / "conv000.flac"), str(tmp_path / "broken.wav"),
-                 "-o", str(out), "--quiet"])
+                 "-o", str(out), "--model", "stats", "--quiet"])
     assert code == 1
     assert "FAILED broken: cannot read audio" in capsys.readouterr().err
     assert (out / "conv000.rttm").is_file() and (out / "conv000.vad.txt").is_file()  # the good file is done

@@ -49,10 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num_speakers", "--num-speakers", type=int, help="exact number of speakers")
     parser.add_argument("--min_speakers", "--min-speakers", type=int, help="at least this many speakers")
     parser.add_argument("--max_speakers", "--max-speakers", type=int, help="at most this many speakers")
-    parser.add_argument("--threshold", type=float, default=0.8, help="AHC cosine-distance threshold (default 0.8)")
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="AHC cosine-distance threshold; also sets the speaker count of spectral (default 0.5)")
     parser.add_argument("--pool-rows", type=int, default=10,
                         help="average this many normalised embedding rows before clustering (default 10 = 1 s)")
-    parser.add_argument("--min-cluster-size", type=int, default=20, help="HDBSCAN smallest cluster in rows (default 20)")
+    parser.add_argument("--min-cluster-size", type=int, default=20,
+                        help="smallest speaker in embedding rows, for HDBSCAN and AHC (default 20 = 2 s)")
     parser.add_argument("--uisrnn", metavar="MODEL", help="UIS-RNN model file (backend uisrnn; implies it)")
     parser.add_argument("--enroll", nargs="+", metavar="WAV", help="enrollment audio, one speaker per file (backend enroll)")
     parser.add_argument("--profiles", metavar="RSPECIFIER", help="Kaldi ark/scp of speaker embeddings (backend enroll)")

@@ -1,7 +1,8 @@
 """Diarize many recordings (a ``wav.scp``, files, a folder) with ``nj`` worker processes.
 
-A recording that fails (unreadable audio, too short, a model mismatch) is reported with its
-message while the others go on; :attr:`BatchResult.failed` lists them and the command line
+Set-up problems (a model that does not load, profiles of the wrong dimension, bad options) stop
+the batch before it starts. A recording that fails (unreadable audio, too short) is reported
+with its message while the others go on; :attr:`BatchResult.failed` lists them and the command line
 exits non-zero when it is not empty. Outputs are written by the parent process, atomically,
 per recording as soon as it is done.
 
@@ -92,15 +93,15 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def _init_worker(params: dict, capture: bool) -> None:
-    if capture:  # a pool worker: one BLAS thread each, so nj processes do not oversubscribe the cores
-        from threadpoolctl import threadpool_limits
+def _init_worker(params: dict) -> None:
+    """Pool worker set-up: one BLAS thread each (nj processes must not oversubscribe the cores)."""
+    from threadpoolctl import threadpool_limits
 
-        _WORKER["limits"] = threadpool_limits(1)
     from unspeech.diarize.pipeline import Diarizer
 
+    _WORKER["limits"] = threadpool_limits(1)
     _WORKER["diarizer"] = Diarizer(**params)
-    _WORKER["capture"] = capture
+    _WORKER["capture"] = True
 
 
 def _run_one(job: tuple[str, str, list | None]) -> tuple[str, list[Turn] | None, str | None, float, list[str]]:
@@ -129,16 +130,16 @@ def _run_one(job: tuple[str, str, list | None]) -> tuple[str, list[Turn] | None,
     return file_id, turns, error, seconds[0], handler.messages if handler is not None else []
 
 
-def _results(jobs: list, params: dict, nj: int) -> Iterator[tuple]:
+def _results(jobs: list, diarizer, params: dict, nj: int) -> Iterator[tuple]:
     if nj <= 1 or len(jobs) <= 1:
-        _init_worker(params, capture=False)
+        _WORKER.update(diarizer=diarizer, capture=False)
         try:
             yield from map(_run_one, jobs)
         finally:
             _WORKER.clear()
         return
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(min(nj, len(jobs)), initializer=_init_worker, initargs=(params, True)) as pool:
+    with ctx.Pool(min(nj, len(jobs)), initializer=_init_worker, initargs=(params,)) as pool:
         yield from pool.imap_unordered(_run_one, jobs)
 
 
@@ -175,11 +176,12 @@ def diarize_batch(
     if nj < 1:
         raise ConfigError(f"`nj` must be >= 1. Received: nj={nj}")
     params = dict(params or {})
-    Diarizer(**params)._check_params()
+    diarizer = Diarizer(**params)
+    diarizer._setup()  # a bad model, profile or option fails the whole batch once, up front
     jobs = [(rid, src, None if speech is None else list(speech.get(rid, []))) for rid, src in recordings.items()]
     result = BatchResult()
     started = time.perf_counter()
-    for done, (file_id, turns, error, seconds, warnings) in enumerate(_results(jobs, params, nj), 1):
+    for done, (file_id, turns, error, seconds, warnings) in enumerate(_results(jobs, diarizer, params, nj), 1):
         for message in warnings:
             logger.warning("%s", message)
         result.durations[file_id] = seconds

@@ -21,7 +21,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from unspeech.errors import ConfigError, DataError
+from unspeech.errors import ConfigError, DataError, UnspeechError
 
 __all__ = ["Embedder", "StatsEmbedder", "ContextEmbedder", "window_starts", "load_embedder"]
 
@@ -119,7 +119,13 @@ class ContextEmbedder:
         from unspeech.context.rundir import load_run
 
         self.run_dir = os.fspath(run_dir)
-        config, model = load_run(self.run_dir, checkpoint)
+        try:
+            config, model = load_run(self.run_dir, checkpoint)
+        except UnspeechError:
+            raise
+        except Exception as exc:  # TensorFlow's checkpoint errors: a run of another code version, a broken file
+            raise ConfigError(f"cannot load the context model of {self.run_dir}: {type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:300]}") from exc
         self._frames = FrameEmbedder(model, period=int(period_frames), alignment="center", batch_size=int(batch_size))
         self.period_frames = int(period_frames)
         self.window_frames = int(config.window_length)
@@ -138,4 +144,6 @@ def load_embedder(model: str | os.PathLike | None = "stats", period_frames: int 
         return StatsEmbedder(period_frames=period_frames)
     if not os.path.isdir(model):
         raise ConfigError(f"`model` must be 'stats' or a training run directory. Received: model={os.fspath(model)!r}")
+    if not os.path.isfile(os.path.join(model, "config.json")):
+        raise ConfigError(f"{os.fspath(model)} is not a run dir of the context model (no config.json)")
     return ContextEmbedder(model, period_frames=period_frames)

@@ -58,8 +58,9 @@ class Diarizer:
     smooth_size : int, label smoothing window in frames (83)
     dur_threshold : int, shortest kept segment in frames (10 = 100 ms)
     short_segments : {"merge", "drop"}, what happens to shorter segments
-    threshold : float, AHC cosine-distance threshold (when the count is not fixed)
-    min_cluster_size : int, HDBSCAN's smallest cluster in rows
+    threshold : float, AHC cosine-distance threshold (when the count is not fixed); it also gives
+        spectral clustering its speaker count (see :mod:`unspeech.diarize.clustering`)
+    min_cluster_size : int, the smallest speaker in rows (20 = 2 s at step 10), for HDBSCAN and AHC
     uisrnn : path of a UIS-RNN model saved by :class:`unspeech.uisrnn.UISRNN` (backend "uisrnn");
         it must have been trained on rows of the same embedder, as ``--gen_feat`` exports them
     enroll : list of enrollment audio paths, one speaker each (named by file name), or a mapping
@@ -85,7 +86,7 @@ class Diarizer:
         smooth_size: int = 83,
         dur_threshold: int = 10,
         short_segments: str = "merge",
-        threshold: float = 0.8,
+        threshold: float = 0.5,
         min_cluster_size: int = 20,
         uisrnn: str | os.PathLike | None = None,
         enroll: Sequence[str | os.PathLike] | dict | None = None,
