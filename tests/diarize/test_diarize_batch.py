@@ -36,7 +36,7 @@ def test_failures_are_collected_and_the_rest_written(mixed_scp, tmp_path, caplog
     assert (tmp_path / "out" / "silent.rttm").read_text() == ""  # silent audio: an empty RTTM ...
     assert "no speech found" in caplog.text  # ... and a warning
     assert {t.speaker for t in datadir.read_rttm(tmp_path / "out" / "conv000.rttm")} == {"spk1", "spk2"}
-    assert (tmp_path / "out" / "conv001.vad.txt").read_text().startswith("spk1: [")
+    assert (tmp_path / "out" / "conv001.vad").read_text().startswith("spk1: [")
     assert not (tmp_path / "out" / "broken.rttm").exists()
     assert progress == [(k, 5) for k in range(1, 6)]
     assert result.audio_seconds > 20 and 0 < result.real_time_factor < 10

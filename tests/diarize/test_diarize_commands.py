@@ -20,7 +20,7 @@ def test_diarize_command_writes_outputs_and_scores(conversations, tmp_path, caps
                  "--quiet"])
     assert code == 0
     for rid in ("conv000", "conv001"):
-        for suffix in (".rttm", ".vad.txt", ".json", ".png"):
+        for suffix in (".rttm", ".vad", ".json", ".png"):
             assert (out / f"{rid}{suffix}").is_file()
     assert {t.file_id for t in datadir.read_rttm(out / "all.rttm")} == {"conv000", "conv001"}
     assert json.loads((out / "conv000.json").read_text())["file_id"] == "conv000"
@@ -36,7 +36,7 @@ def test_diarize_command_exit_code_reports_failures(conversations, tmp_path, cap
                  "-o", str(out), "--model", "stats", "--quiet"])
     assert code == 1
     assert "FAILED broken: cannot read audio" in capsys.readouterr().err
-    assert (out / "conv000.rttm").is_file() and (out / "conv000.vad.txt").is_file()  # the good file is done
+    assert (out / "conv000.rttm").is_file() and (out / "conv000.vad").is_file()  # the good file is done
 
 
 def test_diarize_command_rejects_conflicting_speech_sources(tmp_path, capsys):
@@ -63,7 +63,7 @@ def test_score_command(tmp_path, capsys):
 def test_newcomer_diarizes_and_scores_the_bundled_demo(tmp_path, capsys):
     audio = DEMO / "wav" / "conv000.flac"
     assert main(["diarize", str(audio), "-o", str(tmp_path), "--plot", "--quiet"]) == 0
-    assert (tmp_path / "conv000.png").is_file() and (tmp_path / "conv000.vad.txt").read_text().startswith("spk1: [")
+    assert (tmp_path / "conv000.png").is_file() and (tmp_path / "conv000.vad").read_text().startswith("spk1: [")
     ref = [t for t in datadir.read_rttm(DEMO / "rttm") if t.file_id == "conv000"]
     datadir.write_rttm(tmp_path / "ref.rttm", ref)
     capsys.readouterr()

@@ -33,7 +33,7 @@ def test_vad_format_round_trip_and_errors():
 
 def test_write_outputs_in_all_formats(tmp_path):
     paths = write_outputs(tmp_path, "rec", TURNS, ["rttm", "vad", "json"], duration=9.5)
-    assert [p.name for p in paths] == ["rec.rttm", "rec.vad.txt", "rec.json"]
+    assert [p.name for p in paths] == ["rec.rttm", "rec.vad", "rec.json"]
     lines = (tmp_path / "rec.rttm").read_text().splitlines()
     assert lines[0] == "SPEAKER rec 1 1.000 2.000 <NA> <NA> spk1 <NA> <NA>"
     assert sorted(read_rttm(tmp_path / "rec.rttm")) == sorted(TURNS)

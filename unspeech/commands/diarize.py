@@ -2,13 +2,13 @@
 
 Examples::
 
-    unspeech diarize meeting.wav -o out/                          # out/meeting.rttm, .vad.txt
+    unspeech diarize meeting.wav -o out/                          # out/meeting.rttm, meeting.vad
     unspeech diarize data/dev/wav.scp --segments data/dev/segments -o out/ --nj 4 --num_speakers 2
     unspeech diarize calls/ -o out/ --backend enroll --enroll alice.wav bob.wav --unknown-threshold 0.3
     unspeech diarize conv.flac -o out/ --plot --ref conv.rttm      # timeline picture, DER printed
 
 Inputs are wav/flac files, folders (searched recursively) or Kaldi ``wav.scp`` files (``*.scp``),
-all converted to 16 kHz mono. Every recording gets ``OUT/<id>.rttm`` (and ``.vad.txt`` /
+all converted to 16 kHz mono. Every recording gets ``OUT/<id>.rttm`` (and ``.vad`` /
 ``.json`` / ``.png`` as asked); ``OUT/all.rttm`` holds every recording's turns. A recording that
 fails is reported and the others go on; the exit code is 1 if any failed.
 """

@@ -159,7 +159,7 @@ def diarize_batch(
     ----------
     recordings : recording id → path or ``"cmd |"``
     params : keyword arguments of :class:`~unspeech.diarize.pipeline.Diarizer`
-    out_dir : folder for ``<id>.rttm`` / ``.vad.txt`` / ``.json`` (nothing is written when None)
+    out_dir : folder for ``<id>.rttm`` / ``.vad`` / ``.json`` (nothing is written when None)
     formats : subset of :data:`~unspeech.diarize.outputs.OUTPUT_FORMATS`
     nj : int, worker processes
     speech : recording id → oracle speech spans (seconds); recordings missing from it have none

@@ -31,9 +31,9 @@ __all__ = [
 ]
 
 OUTPUT_FORMATS = ("rttm", "vad", "json")
-"""Formats :func:`write_outputs` knows, with file endings ``.rttm``, ``.vad.txt``, ``.json``."""
+"""Formats :func:`write_outputs` knows, with file endings ``.rttm``, ``.vad``, ``.json``."""
 
-_SUFFIX = {"rttm": ".rttm", "vad": ".vad.txt", "json": ".json"}
+_SUFFIX = {"rttm": ".rttm", "vad": ".vad", "json": ".json"}
 
 
 def _sec(x: float) -> str:
@@ -110,7 +110,7 @@ def write_outputs(
     formats: Iterable[str] = ("rttm",),
     duration: float | None = None,
 ) -> list[Path]:
-    """Write ``out_dir/<file_id>.rttm`` / ``.vad.txt`` / ``.json``; returns the paths written."""
+    """Write ``out_dir/<file_id>.rttm`` / ``.vad`` / ``.json``; returns the paths written."""
     formats = list(formats)
     unknown = [f for f in formats if f not in OUTPUT_FORMATS]
     if unknown:
