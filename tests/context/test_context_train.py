@@ -34,6 +34,12 @@ def corpus():
     return speaker_corpus(n_utts=40, n_speakers=8, dim=20, seed=0)
 
 
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, corpus):
+    """An uninterrupted run of TINY (20 steps) to compare other runs with."""
+    return train(dataclasses.replace(TINY, train_dir=str(tmp_path_factory.mktemp("reference"))), store=corpus[0])
+
+
 def _weights(run_dir, checkpoint=None):
     _, model = load_run(run_dir, checkpoint)
     return [v.numpy() for v in model.weights]
@@ -58,10 +64,10 @@ def test_learns_context_far_above_majority(tmp_path, corpus, use_dot_combine):
     assert "step 300 |" in log and "majority 0.500" in log and "examples: ctx:" in log
 
 
-def test_same_seed_same_weights_and_resume_is_exact(tmp_path, corpus):
+def test_same_seed_same_weights_and_resume_is_exact(tmp_path, corpus, reference):
     store, _ = corpus
     config = dataclasses.replace(TINY, train_dir=str(tmp_path / "a"))
-    a = train(config, store=store)
+    a = reference
     b = train(dataclasses.replace(config, train_dir=str(tmp_path / "b")), store=store)
     half = train(dataclasses.replace(config, train_dir=str(tmp_path / "c"), max_steps=10), store=store)
     assert half.step == 10 and not half.resumed
@@ -73,9 +79,9 @@ def test_same_seed_same_weights_and_resume_is_exact(tmp_path, corpus):
             np.testing.assert_array_equal(x, y)
     assert a.history[-1]["loss"] == resumed.history[-1]["loss"]
     # the run dir describes itself
-    saved = ContextConfig.from_json(a.run_dir / "config.json")
-    assert dataclasses.replace(saved, train_dir=config.train_dir) == config
-    assert a.run_dir.parent == tmp_path / "a" / "runs" and a.run_dir.name.endswith(config.run_name())
+    saved = ContextConfig.from_json(b.run_dir / "config.json")
+    assert dataclasses.replace(saved, train_dir=str(tmp_path / "a")) == config
+    assert b.run_dir.parent == tmp_path / "b" / "runs" and b.run_dir.name.endswith(config.run_name())
     assert any((a.run_dir / "tensorboard").iterdir())
     assert [Path(p).name for p in checkpoint_state(a.run_dir)] == ["ckpt-10", "ckpt-20"]
 
@@ -90,7 +96,7 @@ def test_l2_changes_the_loss(tmp_path, corpus):
     assert rec_l2["loss"] != pytest.approx(rec_0["loss"])
 
 
-def test_sigterm_saves_a_checkpoint_and_resume_is_exact(tmp_path, corpus):
+def test_sigterm_saves_a_checkpoint_and_resume_is_exact(tmp_path, corpus, reference):
     store, _ = corpus
 
     def hook(kind, record, completed, total):
@@ -104,7 +110,6 @@ def test_sigterm_saves_a_checkpoint_and_resume_is_exact(tmp_path, corpus):
     assert "interrupted at step 7; checkpoint saved" in (run_dir / "train.log").read_text()
     done = train(dataclasses.replace(TINY, train_dir=str(run_dir)), store=store)
     assert done.step == 20 and done.stop_reason == "max_steps"
-    reference = train(dataclasses.replace(TINY, train_dir=str(tmp_path / "reference")), store=store)
     for x, y in zip(_weights(reference.run_dir), _weights(run_dir)):
         np.testing.assert_array_equal(x, y)
     again = train(dataclasses.replace(TINY, train_dir=str(run_dir)), store=store)
