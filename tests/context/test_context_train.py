@@ -82,7 +82,9 @@ def test_same_seed_same_weights_and_resume_is_exact(tmp_path, corpus, reference)
     saved = ContextConfig.from_json(b.run_dir / "config.json")
     assert dataclasses.replace(saved, train_dir=str(tmp_path / "a")) == config
     assert b.run_dir.parent == tmp_path / "b" / "runs" and b.run_dir.name.endswith(config.run_name())
-    assert any((a.run_dir / "tensorboard").iterdir())
+    events = [e for f in (a.run_dir / "tensorboard").iterdir() for e in tf.compat.v1.train.summary_iterator(str(f))]
+    tags = {(v.tag, v.metadata.plugin_data.plugin_name) for e in events for v in e.summary.value}
+    assert {("train/loss", "scalars"), ("train/accuracy", "scalars"), ("val/loss", "scalars"), ("val/accuracy", "scalars")} <= tags
     assert [Path(p).name for p in checkpoint_state(a.run_dir)] == ["ckpt-10", "ckpt-20"]
 
 
