@@ -135,6 +135,9 @@ def plot_cluster_sizes(ax, labels: Sequence, noise_label=-1) -> None:
         else:
             bins = np.arange(1, top + 2) - 0.5
         ax.hist(sizes, bins=bins, color="#4477aa")
+        from matplotlib.ticker import MaxNLocator
+
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("utterances per cluster")
     ax.set_ylabel("clusters")
     ax.set_title(f"cluster sizes ({sizes.size} clusters, {n_noise} noise)", fontsize=10)

@@ -65,6 +65,22 @@ def _count(labels: np.ndarray) -> int:
     return int(np.unique(labels[labels >= 0]).size)
 
 
+def _validate_hdbscan_params(est) -> None:
+    """Checks shared by the exact and the large-input HDBSCAN clusterers."""
+    _check_positive_int("min_cluster_size", est.min_cluster_size, 2)
+    if est.min_samples is not None:
+        _check_positive_int("min_samples", est.min_samples, 1)
+    if est.cluster_selection_method not in ("eom", "leaf"):
+        raise ConfigError(
+            "`cluster_selection_method` must be 'eom' or 'leaf'. "
+            f"Received: cluster_selection_method={est.cluster_selection_method!r}"
+        )
+    if est.cluster_selection_epsilon < 0:
+        raise ConfigError(
+            f"`cluster_selection_epsilon` must be >= 0. Received: cluster_selection_epsilon={est.cluster_selection_epsilon}"
+        )
+
+
 class HDBSCANClusterer(ClusterMixin, BaseEstimator):
     """Hierarchical density-based clustering (the hdbscan library).
 
@@ -85,7 +101,8 @@ class HDBSCANClusterer(ClusterMixin, BaseEstimator):
         Let HDBSCAN answer "one speaker".
     algorithm : str
         hdbscan's tree algorithm; ``"best"`` is the library default (which on more than 60
-        dimensions falls back to the slow Prim path: see :mod:`unspeech.cluster.large`).
+        dimensions falls back to the quadratic Prim path: for large inputs use
+        :class:`~unspeech.cluster.LargeHDBSCANClusterer`).
     core_dist_n_jobs : int
         Parallel jobs for core distances (Boruvka algorithms only; -1: all cores).
 
@@ -119,20 +136,6 @@ class HDBSCANClusterer(ClusterMixin, BaseEstimator):
         self.algorithm = algorithm
         self.core_dist_n_jobs = core_dist_n_jobs
 
-    def _validate(self) -> None:
-        _check_positive_int("min_cluster_size", self.min_cluster_size, 2)
-        if self.min_samples is not None:
-            _check_positive_int("min_samples", self.min_samples, 1)
-        if self.cluster_selection_method not in ("eom", "leaf"):
-            raise ConfigError(
-                "`cluster_selection_method` must be 'eom' or 'leaf'. "
-                f"Received: cluster_selection_method={self.cluster_selection_method!r}"
-            )
-        if self.cluster_selection_epsilon < 0:
-            raise ConfigError(
-                f"`cluster_selection_epsilon` must be >= 0. Received: cluster_selection_epsilon={self.cluster_selection_epsilon}"
-            )
-
     def _library_model(self):
         import hdbscan
 
@@ -148,7 +151,7 @@ class HDBSCANClusterer(ClusterMixin, BaseEstimator):
         )
 
     def fit(self, X, y=None):
-        self._validate()
+        _validate_hdbscan_params(self)
         X = _check_points(X, "HDBSCAN")
         if X.shape[0] < self.min_cluster_size:
             raise DataError(

@@ -1,15 +1,31 @@
-"""The million-utterance path: PCA to a few tens of dims, then Boruvka KD-tree HDBSCAN.
+"""The million-utterance path: PCA, a k-nearest-neighbour graph, then HDBSCAN's hierarchy.
 
-Why: hdbscan's ``algorithm="best"`` switches to the Prim minimum spanning tree on data with more
-than 60 dimensions, which is quadratic in the number of points (about 7 minutes for 50k
-100-dim vectors on two cores, so days for a million). The dual-tree Boruvka algorithm is close
-to ``n log n`` but its KD-tree only prunes well in low dimension. Speaker information in
-utterance embeddings lives in a low-rank subspace (the assumption behind PLDA), so projecting
-onto the leading principal components keeps the between-speaker structure and drops mostly
-within-speaker noise; HDBSCAN then runs with ``boruvka_kdtree`` and parallel core distances.
+Why: hdbscan's ``algorithm="best"`` switches to Prim's minimum spanning tree on data with more
+than 60 dimensions, which is quadratic in the number of points (minutes for 50k 100-dim
+vectors, days for a million). Its Boruvka KD-tree algorithm needs low dimension, and even then
+its core-distance step (a breadth-first dual-tree query, run in worker processes that each get a
+copy of the tree) took longer than 25 minutes for a million 16-dim points on two busy cores.
 
-``benchmarks/cluster_bench.py`` measures both paths in one run; the agreement of this path with
-exact HDBSCAN on the full dimensions is part of that benchmark.
+What this path does instead:
+
+1. **PCA** to ``n_components`` dims (fitted on a seeded subsample). Speaker information in
+   utterance embeddings lives in a low-rank subspace (the assumption behind PLDA); the dropped
+   directions carry mostly within-speaker noise.
+2. **k nearest neighbours** of every point by an inverted-file search: k-means cells of about
+   250 points, each compared by BLAS with the points of its nearest cells (exact for small
+   inputs; KD-trees degrade towards quadratic time on a million 16-dim points, measured). The
+   distance to the ``min_samples``-th neighbour is the core distance, as hdbscan defines it.
+3. **Minimum spanning tree of the mutual reachability graph restricted to the kNN edges**
+   (``max(core_a, core_b, d(a, b))``; scipy's sparse MST). This is where the path approximates:
+   exact HDBSCAN may link two points that are not among each other's ``n_neighbors`` nearest
+   neighbours. Inside dense groups the kNN edges hold the tree; groups that no kNN edge joins
+   (well-separated speakers) are linked to the groups with the nearest centroids by their
+   smallest mutual reachability distance (point-to-KD-tree queries), and a spanning tree over
+   the groups keeps the cheapest of those links.
+4. **hdbscan's own** single-linkage labelling, condensed tree and excess-of-mass / leaf cluster
+   selection turn the tree into labels and membership strengths.
+
+``benchmarks/cluster_bench.py`` compares this path with exact HDBSCAN on the full dimensions.
 """
 
 from __future__ import annotations
@@ -17,11 +33,12 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin
 
-from unspeech.cluster.algorithms import HDBSCANClusterer, _check_points, _check_positive_int
+from unspeech.cluster.algorithms import _check_points, _check_positive_int, _count, _validate_hdbscan_params
 from unspeech.errors import ConfigError, DataError
 
-__all__ = ["LargeHDBSCANClusterer", "reduce_dimensions", "LARGE_INPUT_SIZE"]
+__all__ = ["LargeHDBSCANClusterer", "reduce_dimensions", "mutual_reachability_mst", "LARGE_INPUT_SIZE"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,20 +79,259 @@ def reduce_dimensions(
     return Z, pca
 
 
-class LargeHDBSCANClusterer(HDBSCANClusterer):
-    """HDBSCAN for hundreds of thousands to millions of utterances.
+def _n_threads(n_jobs: int | None) -> int:
+    import os
 
-    Projects onto ``n_components`` principal components (skipped when the vectors already have
-    that few dims) and runs hdbscan's ``boruvka_kdtree`` with ``core_dist_n_jobs`` workers.
-    Euclidean metric only (PCA preserves euclidean geometry, not arbitrary metrics).
+    if n_jobs is None:
+        return 1
+    if n_jobs < 0:
+        return max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    return max(1, int(n_jobs))
+
+
+def _two_nearest(rows: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Indices of the two nearest centres of every row, nearest first: ``(m, 2)`` int64."""
+    d2 = (centers**2).sum(axis=1)[None, :] - 2.0 * rows @ centers.T
+    top = np.argpartition(d2, 1, axis=1)[:, :2]
+    swap = np.take_along_axis(d2, top[:, :1], axis=1)[:, 0] > np.take_along_axis(d2, top[:, 1:], axis=1)[:, 0]
+    top[swap] = top[swap][:, ::-1]
+    return top.astype(np.int64)
+
+
+def nearest_neighbors(
+    Z: np.ndarray,
+    k: int,
+    *,
+    partition_size: int = 250,
+    n_probe: int = 12,
+    random_state: int | None = None,
+    n_jobs: int | None = 1,
+    chunk: int = 1024,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest neighbours of every row of ``Z`` (the row itself included, at distance 0).
+
+    Exact brute force (BLAS) while there are at most ``n_probe`` cells; beyond that an
+    inverted-file search: k-means splits the points into cells of about ``partition_size``.
+    The points of a cell are compared with every point of ``n_probe`` cells: the cell itself, the
+    cells that are most often the *second*-nearest centre of its points (where the neighbours of
+    its boundary points lie), then the cells with the nearest centres, until at least ``4 * k``
+    candidates are found. A neighbour in a cell that was not searched is missed (recall on 100k
+    synthetic 16-dim speaker vectors: 99.4% with the defaults; ``benchmarks/cluster_bench.py``
+    reports it for its data).
+
+    Returns
+    -------
+    dist : ndarray of shape (n, k), float64, each row ascending
+    ind : ndarray of shape (n, k), int64
+    """
+    from sklearn.cluster import MiniBatchKMeans
+    from sklearn.neighbors import NearestNeighbors
+
+    Z = np.asarray(Z, dtype=np.float64)
+    n = len(Z)
+    k = min(k, n)
+    n_cells = max(1, n // partition_size)
+    if n_cells <= n_probe:
+        cell = np.zeros(n, dtype=np.int64)
+        probes = [np.array([0])]
+        n_cells = 1
+    else:
+        rng = np.random.default_rng(random_state)
+        # cells only need to be compact, not optimal: a few passes over 20 points per cell
+        sample = Z if n <= 20 * n_cells else Z[rng.choice(n, size=20 * n_cells, replace=False)]
+        seed = None if random_state is None else int(random_state)
+        centers = MiniBatchKMeans(
+            n_clusters=n_cells, batch_size=4096, n_init=1, max_iter=3, random_state=seed
+        ).fit(sample).cluster_centers_
+        # every point's two nearest centres: the first is its cell, the second tells which
+        # neighbouring cells its own cell must be searched with
+        two = np.concatenate([_two_nearest(Z[s:s + 16384], centers) for s in range(0, n, 16384)])
+        cell = two[:, 0]
+        by_centre = NearestNeighbors(n_neighbors=min(n_cells, n_probe)).fit(centers).kneighbors(
+            centers, return_distance=False)
+        # how often each (cell, second-nearest cell) pair occurs, grouped by cell
+        pair, count = np.unique(cell * n_cells + two[:, 1], return_counts=True)
+        pair_cell = pair // n_cells
+        starts = np.searchsorted(pair_cell, np.arange(n_cells + 1))
+        probes = []
+        for c in range(n_cells):
+            others, counts = pair[starts[c]:starts[c + 1]] % n_cells, count[starts[c]:starts[c + 1]]
+            busy = others[np.argsort(-counts, kind="stable")][: 2 * n_probe]
+            probes.append(np.concatenate([[c], busy, by_centre[c]]))
+    order = np.argsort(cell, kind="stable")
+    bounds = np.searchsorted(cell[order], np.arange(n_cells + 1))
+    members = [order[bounds[c]:bounds[c + 1]] for c in range(n_cells)]
+    sq = np.einsum("ij,ij->i", Z, Z)
+    dist = np.empty((n, k))
+    ind = np.empty((n, k), dtype=np.int64)
+
+    def search_cell(c: int) -> None:
+        queries = members[c]
+        if queries.size == 0:
+            return
+        picked, count, seen = [], 0, set()
+        for other in probes[c].tolist():
+            if other in seen:
+                continue
+            seen.add(other)
+            picked.append(members[other])
+            count += members[other].size
+            if len(picked) >= n_probe and count >= 4 * k:
+                break
+        cand = np.concatenate(picked)
+        kk = min(k, cand.size)
+        zc, sqc = Z[cand], sq[cand]
+        for s in range(0, queries.size, chunk):
+            q = queries[s:s + chunk]
+            d2 = sq[q][:, None] - 2.0 * (Z[q] @ zc.T) + sqc[None, :]
+            # the cell's own points open the candidate list: put each query at exactly 0 from itself
+            d2[np.arange(q.size), s + np.arange(q.size)] = 0.0
+            if kk < cand.size:
+                top = np.argpartition(d2, kk - 1, axis=1)[:, :kk]
+            else:
+                top = np.broadcast_to(np.arange(cand.size), (q.size, cand.size)).copy()
+            top_d = np.take_along_axis(d2, top, axis=1)
+            rank = np.argsort(top_d, axis=1, kind="stable")
+            dist[q, :kk] = np.sqrt(np.maximum(np.take_along_axis(top_d, rank, axis=1), 0.0))
+            ind[q, :kk] = cand[np.take_along_axis(top, rank, axis=1)]
+            if kk < k:  # fewer candidates than neighbours asked for: pad with "none"
+                dist[q, kk:] = np.inf
+                ind[q, kk:] = q[:, None]
+
+    jobs = _n_threads(n_jobs)
+    if jobs > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from threadpoolctl import threadpool_limits
+
+        # one BLAS thread per worker thread: the cells are the parallel work
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(jobs) as pool:
+            list(pool.map(search_cell, range(n_cells)))
+    else:
+        for c in range(n_cells):
+            search_cell(c)
+    return dist, ind
+
+
+def mutual_reachability_mst(
+    Z: np.ndarray,
+    min_samples: int,
+    n_neighbors: int,
+    *,
+    partition_size: int = 250,
+    n_probe: int = 12,
+    random_state: int | None = None,
+    n_jobs: int | None = 1,
+):
+    """Spanning tree of the mutual reachability graph on the kNN edges of ``(n, d)`` points.
+
+    Returns
+    -------
+    edges : ndarray of shape (n - 1, 3), float64
+        ``(a, b, weight)`` rows sorted by weight, ready for hdbscan's single-linkage labelling.
+    n_components : int
+        Groups the kNN graph left unconnected (joined by :func:`_join_groups`).
+    """
+    from scipy.sparse import coo_matrix, csgraph
+
+    n = len(Z)
+    k = min(max(n_neighbors, min_samples), n - 1)
+    dist, ind = nearest_neighbors(
+        Z, k + 1, partition_size=partition_size, n_probe=n_probe, random_state=random_state, n_jobs=n_jobs
+    )
+    core = dist[:, min(min_samples, k)]
+    rows = np.repeat(np.arange(n, dtype=np.int64), k + 1)
+    cols = ind.ravel().astype(np.int64)
+    weight = dist.ravel()
+    del dist, ind
+    keep = (rows != cols) & np.isfinite(weight)
+    rows, cols, weight = rows[keep], cols[keep], weight[keep]
+    weight = np.maximum(np.maximum(core[rows], core[cols]), weight)
+    # one entry per undirected edge (a < b); the weight is symmetric so either copy will do
+    key = np.minimum(rows, cols) * n + np.maximum(rows, cols)
+    del rows, cols
+    key, first = np.unique(key, return_index=True)
+    # scipy's MST reads a zero as "no edge": exact duplicates get a tiny positive weight
+    weight = np.maximum(weight[first], np.finfo(np.float64).tiny)
+    graph = coo_matrix((weight, (key // n, key % n)), shape=(n, n)).tocsr()
+    del key, weight, first
+    tree = csgraph.minimum_spanning_tree(graph).tocoo()
+    del graph
+    n_groups, group = csgraph.connected_components(tree, directed=False)
+    edges = [np.column_stack([tree.row, tree.col, tree.data]).astype(np.float64)]
+    if n_groups > 1:
+        edges.append(_join_groups(Z, core, group, n_groups, float(tree.data.max()) if tree.nnz else 1.0))
+    edges = np.vstack(edges)
+    return edges[np.argsort(edges[:, 2], kind="stable")], int(n_groups)
+
+
+def _join_groups(Z: np.ndarray, core: np.ndarray, group: np.ndarray, n_groups: int, top: float,
+                 n_candidates: int = 5) -> np.ndarray:
+    """Edges that join the groups the kNN graph left apart, approximating exact HDBSCAN's links.
+
+    Each group is linked to the groups with the ``n_candidates`` nearest centroids by the
+    smallest mutual reachability distance between their points (every point of the smaller
+    group queries a KD-tree of the larger one); a spanning tree over the groups keeps the
+    cheapest links. Groups still apart after that are chained at ``2 * top``.
+    """
+    from scipy.sparse import coo_matrix, csgraph
+    from sklearn.neighbors import KDTree, NearestNeighbors
+
+    order = np.argsort(group, kind="stable")
+    starts = np.searchsorted(group[order], np.arange(n_groups))
+    members = np.split(order, starts[1:])
+    sizes = np.diff(np.append(starts, len(order)))
+    centroids = np.add.reduceat(Z[order], starts, axis=0) / sizes[:, None]
+    m = min(n_candidates, n_groups - 1)
+    near = NearestNeighbors(n_neighbors=m + 1).fit(centroids).kneighbors(centroids, return_distance=False)
+    pairs = np.unique(np.sort(np.column_stack([np.repeat(np.arange(n_groups), m), near[:, 1:].ravel()]), axis=1), axis=0)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    trees: dict[int, KDTree] = {}
+    links = np.empty((len(pairs), 3))
+    for row, (a, b) in enumerate(pairs):
+        small, big = (a, b) if sizes[a] <= sizes[b] else (b, a)
+        if big not in trees:
+            trees[big] = KDTree(Z[members[big]])
+        dist, idx = trees[big].query(Z[members[small]], k=1)
+        targets = members[big][idx[:, 0]]
+        sources = members[small]
+        reach = np.maximum(np.maximum(core[sources], core[targets]), dist[:, 0])
+        best = int(np.argmin(reach))
+        links[row] = (sources[best], targets[best], reach[best])
+    weights = np.maximum(links[:, 2], np.finfo(np.float64).tiny)
+    group_graph = coo_matrix((weights, (pairs[:, 0], pairs[:, 1])), shape=(n_groups, n_groups)).tocsr()
+    group_tree = csgraph.minimum_spanning_tree(group_graph).tocoo()
+    lookup = {(int(a), int(b)): i for i, (a, b) in enumerate(pairs)}
+    chosen = [lookup[(min(a, b), max(a, b))] for a, b in zip(group_tree.row, group_tree.col)]
+    joined = [links[chosen]]
+    n_left, left = csgraph.connected_components(group_tree, directed=False)
+    if n_left > 1:  # groups no candidate link reached: chain their first members at the top
+        heads = np.array([members[np.flatnonzero(left == c)[0]][0] for c in range(n_left)])
+        joined.append(np.column_stack([heads[:-1], heads[1:], np.full(n_left - 1, 2.0 * max(top, weights.max()))]))
+    return np.vstack(joined)
+
+
+class LargeHDBSCANClusterer(ClusterMixin, BaseEstimator):
+    """HDBSCAN for hundreds of thousands to millions of utterances (see the module docstring).
+
+    Euclidean metric only (PCA and the KD-tree keep euclidean geometry; on L2-normalised
+    vectors it ranks like cosine).
 
     Parameters
     ----------
     min_cluster_size, min_samples, cluster_selection_epsilon, cluster_selection_method,
-    allow_single_cluster, core_dist_n_jobs
+    allow_single_cluster
         As in :class:`~unspeech.cluster.HDBSCANClusterer`.
     n_components : int
-        Dimensions kept by PCA.
+        Dimensions kept by PCA (no PCA when the vectors have at most this many).
+    n_neighbors : int
+        Neighbours per point in the graph (at least ``min_samples``).
+    partition_size, n_probe : int
+        Inverted-file neighbour search: k-means cells of about ``partition_size`` points, each
+        searched together with its ``n_probe`` nearest cells (exact when there are at most
+        ``n_probe`` cells). See :func:`nearest_neighbors`.
+    core_dist_n_jobs : int
+        Threads for the neighbour search (-1: all cores).
     pca_fit_size : int
         Rows used to fit the PCA basis.
     random_state : int or None
@@ -83,18 +339,26 @@ class LargeHDBSCANClusterer(HDBSCANClusterer):
 
     Attributes
     ----------
-    labels_, probabilities_, n_clusters_, model_
-        As in :class:`~unspeech.cluster.HDBSCANClusterer`.
+    labels_ : ndarray of shape (n,), int64
+    probabilities_ : ndarray of shape (n,), float64
+    n_clusters_ : int
     pca_ : sklearn.decomposition.PCA or None
     explained_variance_ : float
         Fraction of the variance the projection kept (1.0 without PCA).
+    n_graph_components_ : int
+        Groups the kNN graph did not connect.
+    single_linkage_tree_ : ndarray of shape (n - 1, 4)
+    condensed_tree_ : structured ndarray (hdbscan's condensed tree)
     """
 
     def __init__(
         self,
         min_cluster_size: int = 5,
         min_samples: int | None = None,
-        n_components: int = 24,
+        n_components: int = 16,
+        n_neighbors: int = 10,
+        partition_size: int = 250,
+        n_probe: int = 12,
         cluster_selection_epsilon: float = 0.0,
         cluster_selection_method: str = "eom",
         allow_single_cluster: bool = False,
@@ -102,23 +366,28 @@ class LargeHDBSCANClusterer(HDBSCANClusterer):
         pca_fit_size: int = 100000,
         random_state: int | None = None,
     ):
-        super().__init__(
-            min_cluster_size=min_cluster_size,
-            min_samples=min_samples,
-            metric="euclidean",
-            cluster_selection_epsilon=cluster_selection_epsilon,
-            cluster_selection_method=cluster_selection_method,
-            allow_single_cluster=allow_single_cluster,
-            algorithm="boruvka_kdtree",
-            core_dist_n_jobs=core_dist_n_jobs,
-        )
+        self.min_cluster_size = min_cluster_size
+        self.min_samples = min_samples
         self.n_components = n_components
+        self.n_neighbors = n_neighbors
+        self.partition_size = partition_size
+        self.n_probe = n_probe
+        self.cluster_selection_epsilon = cluster_selection_epsilon
+        self.cluster_selection_method = cluster_selection_method
+        self.allow_single_cluster = allow_single_cluster
+        self.core_dist_n_jobs = core_dist_n_jobs
         self.pca_fit_size = pca_fit_size
         self.random_state = random_state
 
     def fit(self, X, y=None):
-        self._validate()
+        from hdbscan._hdbscan_linkage import label
+        from hdbscan.hdbscan_ import _tree_to_labels
+
+        _validate_hdbscan_params(self)
         _check_positive_int("n_components", self.n_components)
+        _check_positive_int("n_neighbors", self.n_neighbors)
+        _check_positive_int("partition_size", self.partition_size, 2)
+        _check_positive_int("n_probe", self.n_probe)
         _check_positive_int("pca_fit_size", self.pca_fit_size, 2)
         X = _check_points(X, "HDBSCAN (large)")
         if X.shape[0] < self.min_cluster_size:
@@ -127,19 +396,34 @@ class LargeHDBSCANClusterer(HDBSCANClusterer):
                 "lower --hdbscan_min_cluster_sizes or give more data"
             )
         if X.shape[1] > self.n_components:
-            Z, self.pca_ = reduce_dimensions(
-                X, self.n_components, fit_size=self.pca_fit_size, random_state=self.random_state
-            )
+            Z, self.pca_ = reduce_dimensions(X, self.n_components, fit_size=self.pca_fit_size, random_state=self.random_state)
             self.explained_variance_ = float(self.pca_.explained_variance_ratio_.sum())
             logger.info(
                 "PCA %d -> %d dims keeps %.1f%% of the variance", X.shape[1], self.n_components, 100 * self.explained_variance_
             )
         else:
             Z, self.pca_, self.explained_variance_ = np.asarray(X, dtype=np.float64), None, 1.0
-        model = self._library_model()
-        model.fit(Z)
-        self.model_ = model
-        self.labels_ = np.asarray(model.labels_, dtype=np.int64)
-        self.probabilities_ = np.asarray(model.probabilities_, dtype=np.float64)
-        self.n_clusters_ = int(np.unique(self.labels_[self.labels_ >= 0]).size)
+        min_samples = self.min_cluster_size if self.min_samples is None else self.min_samples
+        min_samples = max(1, min(min_samples, len(Z) - 1))
+        edges, self.n_graph_components_ = mutual_reachability_mst(
+            Z, min_samples, self.n_neighbors, partition_size=self.partition_size, n_probe=self.n_probe,
+            random_state=self.random_state, n_jobs=self.core_dist_n_jobs,
+        )
+        del Z
+        self.single_linkage_tree_ = label(edges)
+        labels, probabilities, _, self.condensed_tree_, _ = _tree_to_labels(
+            None,
+            self.single_linkage_tree_,
+            min_cluster_size=self.min_cluster_size,
+            cluster_selection_method=self.cluster_selection_method,
+            allow_single_cluster=self.allow_single_cluster,
+            cluster_selection_epsilon=float(self.cluster_selection_epsilon),
+        )
+        self.labels_ = np.asarray(labels, dtype=np.int64)
+        self.probabilities_ = np.asarray(probabilities, dtype=np.float64)
+        self.n_clusters_ = _count(self.labels_)
         return self
+
+    def membership_vectors(self) -> np.ndarray:
+        """Not available on this path: soft memberships need exact HDBSCAN's prediction data."""
+        raise ConfigError("soft membership vectors need exact HDBSCAN (--pca-dims 0), not the large-input path")

@@ -50,13 +50,12 @@ _RECORDING_TABLES = ("wav.scp", "reco2file_and_channel", "reco2dur")
 def speaker_ids(labels: Sequence[int], prefix: str = "spk") -> list[str]:
     """Speaker id per utterance: clusters numbered by first appearance, -1 -> ``<prefix>noise``."""
     labels = np.asarray(labels, dtype=np.int64)
-    names: dict[int, str] = {}
+    names: dict[int, str] = {-1: f"{prefix}{NOISE_SPEAKER}"}
     out = []
     for lab in labels.tolist():
-        name = names.get(lab)
+        name = names.get(lab if lab >= 0 else -1)
         if name is None:
-            name = f"{prefix}{NOISE_SPEAKER}" if lab < 0 else f"{prefix}{sum(1 for k in names if k >= 0):07d}"
-            names[lab] = name
+            name = names[lab] = f"{prefix}{len(names) - 1:07d}"
         out.append(name)
     return out
 

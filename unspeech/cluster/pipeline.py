@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 Hook = Callable[..., None]
 
-DEFAULT_PCA_DIMS = 24
+DEFAULT_PCA_DIMS = 16
 """Dimensions the large path keeps when ``pca_dims="auto"`` switches it on."""
 
 MEMBERSHIP_MAX_CELLS = 50_000_000
@@ -67,8 +67,10 @@ class ClusterReport:
 
         best = self.grid.best
         lines = [f"{self.algorithm} {best.params}: " + format_size_summary(self.summary)]
-        if len(self.grid.points) > 1:
+        if len(self.grid.points) > 1 and self.scores is not None:
             lines.append(f"best of {len(self.grid.points)} settings by pairwise F1: {best.params}")
+        elif len(self.grid.points) > 1:
+            lines.append(f"{len(self.grid.points)} settings fitted (no gold speakers: the first one is reported)")
         if self.explained_variance is not None:
             lines.append(f"PCA kept {100 * self.explained_variance:.1f}% of the variance")
         if self.scores is not None:
@@ -156,6 +158,11 @@ def _search_space(opts: ClusterOptions, n_utts: int, dim: int) -> tuple[str, dic
         if algorithm == "hdbscan-large" and not pca:
             pca = min(DEFAULT_PCA_DIMS, dim)
         if pca:
+            if opts.membership:
+                raise ConfigError(
+                    f"--membership needs exact HDBSCAN, but {n_utts} utterances take the large-input path: "
+                    "add --pca-dims 0 (slow for large inputs) or drop --membership"
+                )
             return "hdbscan-large", grid, {**fixed, "n_components": pca, "random_state": seed}
         return "hdbscan", grid, {**fixed, "metric": opts.metric}
     if algorithm == "dbscan":
@@ -186,7 +193,7 @@ def _pca_dims(opts: ClusterOptions, n_utts: int, dim: int) -> int:
     if text == "auto":
         if n_utts >= LARGE_INPUT_SIZE and dim > DEFAULT_PCA_DIMS and opts.metric == "euclidean":
             logger.info(
-                "%d utterances: HDBSCAN on %d PCA dims with Boruvka KD-trees (--pca-dims 0 forces exact HDBSCAN)",
+                "%d utterances: HDBSCAN on %d PCA dims over a k-nearest-neighbour graph (--pca-dims 0 forces exact HDBSCAN)",
                 n_utts,
                 DEFAULT_PCA_DIMS,
             )

@@ -103,10 +103,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     alg.add_argument("--metric", default=_D.metric,
                      help="distance: clustering metric, and samedifferent scoring (euclidean, cosine, manhattan)")
     alg.add_argument("--pca-dims", "--pca_dims", dest="pca_dims", default=_D.pca_dims,
-                     help="HDBSCAN on this many PCA dims with Boruvka KD-trees (the large-input path); "
-                     "auto (default): on from 20,000 utterances; 0: exact HDBSCAN on all dims")
+                     help="the large-input path: PCA to this many dims, then HDBSCAN over a k-nearest-neighbour "
+                     "graph; auto (default): 16 dims from 20,000 utterances on; 0: exact HDBSCAN on all dims")
     alg.add_argument("--jobs", dest="n_jobs", type=int, default=_D.n_jobs,
-                     help="parallel jobs for HDBSCAN core distances / DBSCAN (-1 = all cores; default 1)")
+                     help="parallel jobs for neighbour searches (HDBSCAN core distances, the large path, DBSCAN); "
+                     "-1 = all cores; default 1")
     alg.add_argument("--outliers", default=_D.outliers, choices=("singleton", "nearest", "noise"),
                      help="noise points: own speaker each (default, as the original), nearest cluster, "
                      "or one 'spknoise' speaker")

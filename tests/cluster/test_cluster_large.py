@@ -1,0 +1,127 @@
+"""The large-input path: PCA + kNN mutual-reachability tree + hdbscan's cluster selection."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from unspeech.cluster import HDBSCANClusterer, LargeHDBSCANClusterer, make_speaker_vectors
+from unspeech.cluster.large import mutual_reachability_mst, reduce_dimensions
+from unspeech.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def harder():
+    """Overlapping speakers: exact HDBSCAN finds most but not all of them."""
+    return make_speaker_vectors(25, (10, 60), 60, speaker_rank=10, noise=0.8, random_state=4)
+
+
+def test_spanning_tree_shape_and_order():
+    Z = np.random.default_rng(0).standard_normal((200, 4))
+    edges, groups = mutual_reachability_mst(Z, min_samples=3, n_neighbors=6)
+    assert edges.shape == (199, 3)
+    assert np.all(np.diff(edges[:, 2]) >= 0)
+    # a spanning tree: every point appears
+    assert set(edges[:, :2].astype(int).ravel()) == set(range(200))
+    assert groups >= 1
+
+
+def test_separate_groups_are_joined_by_their_closest_points():
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((30, 3)), 100 + rng.standard_normal((30, 3))
+    Z = np.vstack([a, b])
+    edges, groups = mutual_reachability_mst(Z, min_samples=2, n_neighbors=4)
+    assert groups == 2 and edges.shape == (59, 3)
+    closest = np.min(np.linalg.norm(a[:, None] - b[None], axis=2))
+    assert edges[-1, 2] == pytest.approx(closest)  # the joining edge is the true nearest pair here
+    labels = LargeHDBSCANClusterer(min_cluster_size=5, min_samples=2, n_neighbors=4).fit_predict(Z)
+    assert adjusted_rand_score(np.repeat([0, 1], 30), labels) == 1.0
+
+
+@pytest.mark.parametrize("n_neighbors", [3, 10, 20])
+def test_the_graph_approximation_agrees_with_exact_hdbscan(harder, n_neighbors):
+    """Without PCA the only difference is the kNN-restricted tree; labels stay close to exact."""
+    X, y = harder
+    exact = HDBSCANClusterer(min_cluster_size=5, min_samples=3).fit(X)
+    large = LargeHDBSCANClusterer(min_cluster_size=5, min_samples=3, n_components=X.shape[1], n_neighbors=n_neighbors).fit(X)
+    assert large.n_graph_components_ > 1  # the joining step is exercised
+    assert adjusted_rand_score(exact.labels_, large.labels_) >= 0.95
+    assert adjusted_rand_score(y, large.labels_) >= adjusted_rand_score(y, exact.labels_) - 0.02
+
+
+def test_with_pca_it_is_at_least_as_good_as_exact(harder):
+    X, y = harder
+    exact = HDBSCANClusterer(min_cluster_size=5, min_samples=3).fit(X)
+    large = LargeHDBSCANClusterer(min_cluster_size=5, min_samples=3, n_components=16, random_state=0).fit(X)
+    assert large.pca_ is not None and large.single_linkage_tree_.shape == (len(X) - 1, 4)
+    assert large.probabilities_.shape == (len(X),)
+    assert adjusted_rand_score(y, large.labels_) >= adjusted_rand_score(y, exact.labels_) - 0.02
+
+
+def test_no_pca_when_few_dims_and_determinism(harder):
+    X, _ = harder
+    a = LargeHDBSCANClusterer(n_components=80, random_state=3).fit(X)
+    assert a.pca_ is None and a.explained_variance_ == 1.0
+    b = LargeHDBSCANClusterer(n_components=8, random_state=3).fit_predict(X)
+    c = LargeHDBSCANClusterer(n_components=8, random_state=3).fit_predict(X)
+    np.testing.assert_array_equal(b, c)
+
+
+def test_pca_subsample_and_errors(harder):
+    X, _ = harder
+    Z, pca = reduce_dimensions(X, 5, fit_size=100, random_state=0)
+    assert Z.shape == (len(X), 5) and pca.n_components_ == 5
+    with pytest.raises(ConfigError, match=r"`n_components` must be in \[1, 60\]"):
+        reduce_dimensions(X, 61)
+    with pytest.raises(ConfigError, match="need exact HDBSCAN"):
+        LargeHDBSCANClusterer().fit(X).membership_vectors()
+    with pytest.raises(ConfigError, match="`n_neighbors` must be an integer >= 1"):
+        LargeHDBSCANClusterer(n_neighbors=0).fit(X)
+
+
+def test_command_line_switches_to_the_large_path(tmp_path, monkeypatch, capsys):
+    from unspeech.cluster import large, pipeline
+    from unspeech.cluster.options import ClusterOptions
+    from unspeech.cluster.vectors import write_vectors_npz
+
+    X, y = make_speaker_vectors(6, 12, 40, speaker_rank=6, noise=0.3, random_state=5)
+    write_vectors_npz(tmp_path / "v.npz", [f"u{i}" for i in range(len(y))], X)
+    monkeypatch.setattr(pipeline, "LARGE_INPUT_SIZE", 50)
+    report = pipeline.cluster_speakers(ClusterOptions(input_ark=str(tmp_path / "v.npz")))
+    assert report.algorithm == "hdbscan-large" and report.explained_variance is not None
+    assert adjusted_rand_score(y, report.grid.raw_labels) >= 0.95
+    exact = pipeline.cluster_speakers(ClusterOptions(input_ark=str(tmp_path / "v.npz"), pca_dims="0"))
+    assert exact.algorithm == "hdbscan"
+    with pytest.raises(ConfigError, match="--membership needs exact HDBSCAN"):
+        pipeline.cluster_speakers(ClusterOptions(input_ark=str(tmp_path / "v.npz"), membership=str(tmp_path / "m.npz")))
+    with pytest.raises(ConfigError, match="--pca-dims needs --metric euclidean"):
+        pipeline.cluster_speakers(ClusterOptions(input_ark=str(tmp_path / "v.npz"), pca_dims="8", metric="cosine"))
+    assert not (tmp_path / "m.npz").exists()
+    assert large.LARGE_INPUT_SIZE == 20000
+
+
+def test_inverted_file_search_finds_almost_all_neighbours():
+    from sklearn.neighbors import KDTree
+
+    from unspeech.cluster.large import nearest_neighbors
+
+    X, _ = make_speaker_vectors(40, (20, 60), 30, speaker_rank=8, noise=0.6, random_state=6)
+    Z, _ = reduce_dimensions(X, 8, random_state=0)
+    exact_d, exact_i = KDTree(Z).query(Z, k=6)
+    d, i = nearest_neighbors(Z, 6, partition_size=50, n_probe=4, random_state=0)  # ~30 cells: the IVF path
+    assert np.all(np.diff(d, axis=1) >= 0) and np.all(d[:, 0] == 0) and np.all(i[:, 0] == np.arange(len(Z)))
+    recall = np.mean([len(set(a) & set(b)) / 6 for a, b in zip(exact_i, i)])
+    assert recall >= 0.95
+    assert np.all(d[:, 5] >= exact_d[:, 5] - 1e-9)  # a missed neighbour can only make distances larger
+    d2, i2 = nearest_neighbors(Z, 6, partition_size=50, n_probe=4, random_state=0, n_jobs=2)
+    np.testing.assert_array_equal(i, i2)
+    # few cells: exact brute force
+    d3, i3 = nearest_neighbors(Z, 6, partition_size=10**6)
+    np.testing.assert_allclose(d3, exact_d, atol=1e-9)
+
+
+def test_large_clusterer_on_the_inverted_file_path(harder):
+    X, y = harder
+    exact = HDBSCANClusterer(min_cluster_size=5, min_samples=3).fit(X)
+    ivf = LargeHDBSCANClusterer(min_cluster_size=5, min_samples=3, n_components=16, partition_size=40, n_probe=6,
+                                core_dist_n_jobs=2, random_state=0).fit(X)
+    assert adjusted_rand_score(y, ivf.labels_) >= adjusted_rand_score(y, exact.labels_) - 0.02
