@@ -20,6 +20,15 @@ def test_assign_nearest_profile_and_unknown():
     assert profiles.assign(np.zeros((0, 4)), 0.5).shape == (0,)
 
 
+def test_groups_take_distinct_profiles_first():
+    profiles = SpeakerProfiles.from_vectors({"alice": E[0], "bob": E[1]})
+    # both groups are closest to alice, but the second is the better alice: the first gets bob
+    groups = np.array([[1.0, 0.8, 0, 0], [1.0, 0.1, 0, 0], [0.9, 0.0, 0.2, 0]])
+    np.testing.assert_array_equal(profiles.assign(groups), [0, 0, 0])
+    np.testing.assert_array_equal(profiles.assign_groups(groups), [1, 0, 0])  # the third is left over: nearest
+    np.testing.assert_array_equal(profiles.assign_groups(groups, unknown_threshold=0.7), [2, 0, 0])
+
+
 def test_profiles_from_kaldi_ark_vectors_and_matrices(tmp_path):
     kaldi_io.write_mats(tmp_path / "p.ark", [("carol", E[2].astype(np.float32)),
                                              ("dave", np.stack([E[3], E[3] * 3]).astype(np.float32))],

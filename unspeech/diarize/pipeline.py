@@ -64,7 +64,10 @@ class Diarizer:
     uisrnn : path of a UIS-RNN model saved by :class:`unspeech.uisrnn.UISRNN` (backend "uisrnn");
         it must have been trained on rows of the same embedder, as ``--gen_feat`` exports them
     enroll : list of enrollment audio paths, one speaker each (named by file name), or a mapping
-        name → path (backend "enroll")
+        name → path (backend "enroll"). The recording is clustered as with "ahc" (speaker-count
+        options apply) and clusters are matched to profiles one to one by centroid similarity
+        (:meth:`~unspeech.diarize.profiles.SpeakerProfiles.assign_groups`), "unknown" below
+        ``unknown_threshold``
     profiles : Kaldi rspecifier of speaker embeddings (backend "enroll"), instead of ``enroll``
     unknown_threshold : float, optional; cosine similarity below which speech is "unknown"
     vad : :class:`~unspeech.diarize.vad.EnergyVAD`, optional; the speech detector's settings
@@ -232,36 +235,50 @@ class Diarizer:
             x = uniform_filter1d(x, int(self.pool_rows), axis=0, mode="nearest")
         return x
 
+    def _cluster_labels(self, x: np.ndarray, core: np.ndarray, speech_rows: np.ndarray, method: str) -> np.ndarray:
+        """Cluster the core rows of ``x`` with ``method``; other speech rows join the nearest cluster."""
+        labels = np.full(len(x), NON_SPEECH, dtype=np.int64)
+        labels[core] = cluster_rows(
+            x[core], method, self.num_speakers, self.min_speakers, self.max_speakers,
+            threshold=self.threshold, min_cluster_size=self.min_cluster_size, center=False, max_points=self.max_points,
+        )
+        return self._extend(x, labels, core, speech_rows)
+
+    @staticmethod
+    def _extend(x: np.ndarray, labels: np.ndarray, core: np.ndarray, speech_rows: np.ndarray) -> np.ndarray:
+        """Give speech rows outside the core the label of the nearest core-label centroid."""
+        rest = speech_rows & ~core
+        if rest.any():
+            kept = np.unique(labels[core])
+            centroids = np.stack([x[core][labels[core] == k].mean(axis=0) for k in kept])
+            labels[rest] = kept[assign_to_centroids(x[rest], centroids)]
+        return labels
+
     def _row_labels(self, rows: np.ndarray, fraction: np.ndarray, core: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
         """Speaker index per row (-1 where a row has no speech) and the label names."""
-        labels = np.full(len(rows), NON_SPEECH, dtype=np.int64)
         speech_rows = fraction > 0
-        if self.backend == "enroll":
-            x = self._pooled(rows, core, center=False)  # profiles live in the embedder's own space
-            labels[speech_rows] = self.profiles_.assign(x[speech_rows], self.unknown_threshold)
-            return labels, self.profiles_.labels
         if self.backend == "uisrnn":  # the UIS-RNN sees rows exactly as it was trained on them
             from unspeech.uisrnn import default_arguments
 
             _, _, inference_args = default_arguments()
             x = rows.astype(np.float64)
-            core_labels = np.asarray(
-                self.uisrnn_.predict(x[core], inference_args, num_speakers=self.num_speakers, max_speakers=self.max_speakers),
-                dtype=np.int64,
+            labels = np.full(len(rows), NON_SPEECH, dtype=np.int64)
+            labels[core] = self.uisrnn_.predict(
+                x[core], inference_args, num_speakers=self.num_speakers, max_speakers=self.max_speakers
             )
-        else:
-            x = self._pooled(rows, core, center=True)
-            core_labels = cluster_rows(
-                x[core], self.backend, self.num_speakers, self.min_speakers, self.max_speakers,
-                threshold=self.threshold, min_cluster_size=self.min_cluster_size, center=False, max_points=self.max_points,
-            )
-        labels[core] = core_labels
-        rest = speech_rows & ~core
-        if rest.any():
-            kept = np.unique(core_labels)
-            centroids = np.stack([x[core][core_labels == k].mean(axis=0) for k in kept])
-            labels[rest] = kept[assign_to_centroids(x[rest], centroids)]
-        return labels, None
+            return self._extend(x, labels, core, speech_rows), None
+        if self.backend != "enroll":
+            return self._cluster_labels(self._pooled(rows, core, center=True), core, speech_rows, self.backend), None
+        # enrolled speakers: cluster like "ahc", then each cluster goes to its nearest profile (or "unknown");
+        # profiles live in the embedder's own space, so clusters are compared through uncentred rows
+        clusters = self._cluster_labels(self._pooled(rows, core, center=True), core, speech_rows, "ahc")
+        own_space = self._pooled(rows, core, center=False)
+        kept = np.unique(clusters[speech_rows])
+        centroids = np.stack([own_space[clusters == k].mean(axis=0) for k in kept])
+        who = np.full(int(kept.max()) + 1, NON_SPEECH, dtype=np.int64)
+        who[kept] = self.profiles_.assign_groups(centroids, self.unknown_threshold)
+        labels = np.where(speech_rows, who[np.maximum(clusters, 0)], NON_SPEECH)
+        return labels, self.profiles_.labels
 
     # ------------------------------------------------------------------ the call
 

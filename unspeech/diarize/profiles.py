@@ -149,6 +149,24 @@ class SpeakerProfiles:
             best = np.where(sims[np.arange(len(sims)), best] >= unknown_threshold, best, len(self.names))
         return best.astype(np.int64)
 
+    def assign_groups(self, centroids: np.ndarray, unknown_threshold: float | None = None) -> np.ndarray:
+        """Profile index per group centroid ``(K, D)``, distinct profiles first.
+
+        Groups (e.g. the clusters of a recording) and profiles are matched one to one so that the
+        total cosine similarity is highest (Hungarian algorithm); groups left over when there are
+        more groups than profiles take their nearest profile. Below ``unknown_threshold`` a group
+        is :data:`UNKNOWN` (index ``len(names)``). Returns ``(K,) int64``.
+        """
+        from scipy.optimize import linear_sum_assignment
+
+        sims = self.similarities(centroids)
+        best = sims.argmax(axis=1).astype(np.int64) if len(sims) else np.zeros(0, dtype=np.int64)
+        rows, cols = linear_sum_assignment(-sims)
+        best[rows] = cols
+        if unknown_threshold is not None and len(sims):
+            best = np.where(sims[np.arange(len(sims)), best] >= unknown_threshold, best, len(self.names))
+        return best
+
     @property
     def labels(self) -> list[str]:
         """Names of the labels :meth:`assign` returns: the speakers, then :data:`UNKNOWN`."""
