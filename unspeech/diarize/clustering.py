@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 CLUSTER_METHODS = ("hdbscan", "ahc", "spectral")
 
-SPECTRAL_MAX_POINTS = 600
+SPECTRAL_MAX_POINTS = 300
 """Most rows spectral clustering sees (its auto-tuning solves a dense eigenproblem per step)."""
 
 
