@@ -269,7 +269,7 @@ class Diarizer:
             return self._extend(x, labels, core, speech_rows), None
         if self.backend != "enroll":
             return self._cluster_labels(self._pooled(rows, core, center=True), core, speech_rows, self.backend), None
-        # enrolled speakers: cluster like "ahc", then each cluster goes to its nearest profile (or "unknown");
+        # enrolled speakers: cluster like "ahc", then match clusters to profiles one to one (or "unknown");
         # profiles live in the embedder's own space, so clusters are compared through uncentred rows
         clusters = self._cluster_labels(self._pooled(rows, core, center=True), core, speech_rows, "ahc")
         own_space = self._pooled(rows, core, center=False)
