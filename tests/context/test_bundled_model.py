@@ -1,0 +1,92 @@
+"""The pretrained model shipped in models/: loads from anywhere, embeds windows, is the diarizer's default."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from unspeech import kaldi_io
+from unspeech.datadir import read_utt2spk
+
+REPO = Path(__file__).resolve().parents[2]
+NAME = "unspeech_dnn_w32_synth80"
+MODEL = REPO / "models" / NAME
+DEMO = REPO / "data" / "demo_utts"
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    from unspeech.context.rundir import load_run
+
+    return load_run(MODEL)
+
+
+def test_bundle_holds_config_one_checkpoint_and_card():
+    files = sorted(p.relative_to(MODEL).as_posix() for p in MODEL.rglob("*") if p.is_file())
+    prefixes = {Path(f).name.split(".")[0] for f in files if f.startswith("checkpoints/ckpt-")}
+    assert "config.json" in files and "MODEL_CARD.md" in files and "checkpoints/checkpoint" in files
+    assert len(prefixes) == 1, files
+    assert not any("tensorboard" in f for f in files)
+    assert sum((MODEL / f).stat().st_size for f in files) < 20 * 2**20
+
+
+def test_stored_paths_are_relative():
+    config = json.loads((MODEL / "config.json").read_text())
+    for key in ("train_dir", "filelist"):
+        assert not Path(config[key]).is_absolute(), (key, config[key])
+    state = (MODEL / "checkpoints" / "checkpoint").read_text()
+    for line in state.splitlines():
+        if "checkpoint_path" in line:
+            path = line.split(":", 1)[1].strip().strip('"')
+            assert "/" not in path and "\\" not in path, line
+
+
+def test_loads_from_a_copy_elsewhere(tmp_path, bundled):
+    from unspeech.context.rundir import embed_windows, load_run
+
+    copy = tmp_path / "moved" / NAME
+    shutil.copytree(MODEL, copy)
+    _, original = bundled
+    config, moved = load_run(copy)
+    windows = np.random.default_rng(0).normal(10.0, 3.0, (3, config.window_length, config.feat_size)).astype(np.float32)
+    np.testing.assert_allclose(embed_windows(moved, windows), embed_windows(original, windows), rtol=1e-5, atol=1e-6)
+
+
+def test_embeds_a_demo_window(bundled):
+    from unspeech.context.rundir import embed_windows
+
+    config, model = bundled
+    ids, feats = kaldi_io.load_mats(str(DEMO / "feats.ark"))
+    window = feats[0][None, : config.window_length]
+    emb = embed_windows(model, window)
+    assert emb.shape == (1, config.embedding_size) and emb.dtype == np.float32
+    # unit_normalize_var: every embedding has the length of the one trained scale
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), abs(float(model.scale.numpy())), rtol=1e-4)
+    np.testing.assert_array_equal(emb, embed_windows(model, window))
+
+
+def test_same_speaker_utterances_are_closer(bundled):
+    """Mean-pooled embeddings of held-out demo speakers: within-speaker cosine > between-speaker."""
+    from unspeech.context.embed import FrameEmbedder, speaker_vector
+
+    _, model = bundled
+    utt2spk = read_utt2spk(DEMO / "utt2spk")
+    speakers = sorted(set(utt2spk.values()))[:6]
+    items = [(u, m) for u, m in kaldi_io.iter_mats(str(DEMO / "feats.ark")) if utt2spk[u] in speakers]
+    embedder = FrameEmbedder(model, period=10, alignment="center")
+    vectors = np.stack([speaker_vector(rows) for _, rows in embedder.embed(items)])
+    labels = np.array([utt2spk[u] for u, _ in items])
+    sims = vectors @ vectors.T
+    same = labels[:, None] == labels[None, :]
+    off_diagonal = ~np.eye(len(labels), dtype=bool)
+    assert sims[same & off_diagonal].mean() > sims[~same].mean() + 0.1
+
+
+def test_diarizer_defaults_to_the_bundled_model():
+    from unspeech.commands.diarize import _default_model
+
+    assert Path(_default_model()).resolve() == MODEL.resolve()
