@@ -142,6 +142,7 @@ if stage 5; then
                 unspeech diarize "$set/wav.scp" -o "$eval/$tag/$backend" --model "$model" --backend "$backend" --quiet
             done
             # AHC cut at the true speaker count of each recording (reco2num_spk)
+            mkdir -p "$eval/$tag/oracle_count"
             while read -r rec n; do
                 grep "^$rec " "$set/wav.scp" > "$eval/$tag/$rec.scp"
                 unspeech diarize "$eval/$tag/$rec.scp" -o "$eval/$tag/oracle_count/$rec" --model "$model" \
