@@ -6,15 +6,16 @@
 #   stage 2  40-dim Kaldi fbank of it (unspeech fbank, compressed)
 #   stage 3  train the context model (unsup_model_neg.py, fixed --max_steps, seed 1)
 #   stage 4  export: config.json + the final checkpoint + train.log into models/$NAME
-#   stage 5  evaluate on the bundled demo data (held-out speakers): context accuracy (--test_perf),
-#            clustering ARI/NMI of the speaker vectors (cluster.py), DER of unspeech diarize,
-#            each next to the model-free fbank-statistics baseline; figures in $WORK/eval/
+#   stage 5  evaluate on held-out speakers: context accuracy (--test_perf on data/demo_utts), clustering
+#            ARI/NMI of its speaker vectors (cluster.py), DER of unspeech diarize on data/demo_conversations
+#            and on 20 generated conversations (seed 2026), MFLOP per window, real-time factor on one hour;
+#            each next to the model-free fbank-statistics baseline; figures in $WORK/eval/summary.txt
 #
 # Usage: scripts/train_demo_model.sh              (all stages; run from anywhere)
 #        STAGE=3 scripts/train_demo_model.sh      (start at stage 3; earlier outputs must exist)
 #        STOP=2 NJ=4 scripts/train_demo_model.sh  (corpus and features only, 4 jobs)
 # Work files go to exp/demo_model/ (git-ignored). On 2 busy CPU cores: stages 1-2 about 5 min,
-# training about 13 min, evaluation about 10 min.
+# training about 13 min, evaluation about 25 min.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
