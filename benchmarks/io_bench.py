@@ -29,7 +29,14 @@ from pathlib import Path
 import numpy as np
 
 CHILD = r"""
-import json, resource, sys, time
+import json, resource, sys
+
+def peak_rss_mb():
+    # VmHWM is reset by exec; ru_maxrss would still hold the parent's peak at fork time
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) for l in fh if l.startswith("VmHWM:")) / 1024
+
+import time
 import numpy as np
 mode, path, extra = sys.argv[1], sys.argv[2], sys.argv[3]
 t0 = time.perf_counter()
@@ -47,7 +54,7 @@ elif mode in ("memmap", "reuse"):
     frames = s.num_frames
     float(s.data[-1].sum())  # touch the last frame
 dt = time.perf_counter() - t0
-rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+rss_mb = peak_rss_mb()
 print(json.dumps({"seconds": dt, "frames": int(frames), "peak_rss_mb": rss_mb}))
 """
 
