@@ -6,7 +6,8 @@ In one run it
    channel each (equalizer, reverb, noise), some overlap, from a pool of speakers drawn with
    seed ``--test-seed``; and one enrollment utterance per pool speaker (same seed, so the same
    voices; each on a channel of its own) for the ``enroll`` backend;
-2. gets a context model: ``--model RUN_DIR``, or trains one (``--train-steps``, BaselineDnn,
+2. gets a context model: ``--model RUN_DIR`` (default: the bundled run in ``models/``, the model
+   ``unspeech diarize`` uses by default), or with ``--model train`` trains one (``--train-steps``, BaselineDnn,
    windows of 32 frames, 2 + 2 contexts, 64-dim embeddings, tied towers, learning rate 1e-3,
    otherwise the defaults) on 80 x 10 synthetic utterances of a speaker pool drawn with another seed (``--train-seed``), so the
    test speakers are not the training speakers;
@@ -24,7 +25,8 @@ clustering, smoothing) divided by audio time; one-off set-up (loading the model,
 not counted. Nothing is tuned on the test set: every backend runs with its defaults (tuned on a
 separate development set of another seed).
 
-    python benchmarks/diarize_bench.py --work /tmp/diar_bench          # everything
+    python benchmarks/diarize_bench.py --work /tmp/diar_bench          # baseline + bundled model
+    python benchmarks/diarize_bench.py --model train --embedders model  # a model trained here
     python benchmarks/diarize_bench.py --model RUN --embedders model    # a given model only
 """
 
@@ -167,7 +169,7 @@ def main(argv=None) -> int:
     parser.add_argument("--conversations", type=int, default=20)
     parser.add_argument("--test-seed", type=int, default=7)
     parser.add_argument("--train-seed", type=int, default=99)
-    parser.add_argument("--model", help="a trained context-model run dir (default: train one)")
+    parser.add_argument("--model", help="a context-model run dir, or 'train' (default: the bundled model)")
     parser.add_argument("--train-steps", type=int, default=6000)
     parser.add_argument("--uisrnn-conversations", type=int, default=12)
     parser.add_argument("--uisrnn-iterations", type=int, default=1000)
@@ -189,7 +191,13 @@ def main(argv=None) -> int:
             model = "stats"
         else:
             t0 = time.perf_counter()
-            model = args.model or str(train_model(work, args.train_seed, args.train_steps, args.nj))
+            from unspeech.diarize.embedders import bundled_model
+
+            model = args.model or bundled_model()
+            if model == "train":
+                model = str(train_model(work, args.train_seed, args.train_steps, args.nj))
+            elif model == "stats":
+                raise SystemExit("no bundled model in models/: pass --model RUN_DIR or --model train")
             print(f"context model: {model} ({time.perf_counter() - t0:.0f} s)", flush=True)
         for backend in args.backends.split(","):
             params = {"backend": backend, "model": model}

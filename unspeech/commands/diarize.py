@@ -17,18 +17,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
 logger = logging.getLogger("unspeech.diarize")
-
-
-def _default_model() -> str:
-    """The first training run shipped in ``<repo>/models`` (a folder with ``config.json``), else ``stats``."""
-    models = Path(__file__).resolve().parents[2] / "models"
-    runs = sorted(p for p in models.glob("*") if (p / "config.json").is_file()) if models.is_dir() else []
-    return os.fspath(runs[0]) if runs else "stats"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,11 +91,12 @@ def run(args: argparse.Namespace) -> int:
 
     from unspeech import datadir
     from unspeech.diarize.batch import collect_inputs, diarize_batch
+    from unspeech.diarize.embedders import bundled_model
     from unspeech.diarize.vad import EnergyVAD
 
     backend = args.backend or ("uisrnn" if args.uisrnn else "enroll" if (args.enroll or args.profiles) else "ahc")
     params = dict(
-        backend=backend, model=args.model or _default_model(), step=args.step, num_speakers=args.num_speakers,
+        backend=backend, model=args.model or bundled_model(), step=args.step, num_speakers=args.num_speakers,
         min_speakers=args.min_speakers, max_speakers=args.max_speakers, smooth_size=args.smooth_size,
         dur_threshold=args.dur_threshold, short_segments=args.short_segments, threshold=args.threshold,
         min_cluster_size=args.min_cluster_size, pool_rows=args.pool_rows, uisrnn=args.uisrnn, enroll=args.enroll, profiles=args.profiles,

@@ -23,7 +23,7 @@ import numpy as np
 
 from unspeech.errors import ConfigError, DataError, UnspeechError
 
-__all__ = ["Embedder", "StatsEmbedder", "ContextEmbedder", "window_starts", "load_embedder"]
+__all__ = ["Embedder", "StatsEmbedder", "ContextEmbedder", "window_starts", "bundled_model", "load_embedder"]
 
 
 @runtime_checkable
@@ -136,6 +136,16 @@ class ContextEmbedder:
     def embed(self, fbank: np.ndarray) -> np.ndarray:
         """``(T, num_bins)`` → ``(ceil(T / period_frames), embedding_size)`` float32."""
         return self._frames.embed_utterance(_check_fbank(fbank, self.num_bins))
+
+
+def bundled_model() -> str:
+    """The first training run shipped in the repository's ``models/`` (a folder with ``config.json``),
+    else ``"stats"``: what ``unspeech diarize`` uses when no ``--model`` is given."""
+    from pathlib import Path
+
+    models = Path(__file__).resolve().parents[2] / "models"
+    runs = sorted(p for p in models.glob("*") if (p / "config.json").is_file()) if models.is_dir() else []
+    return os.fspath(runs[0]) if runs else "stats"
 
 
 def load_embedder(model: str | os.PathLike | None = "stats", period_frames: int = 10) -> Embedder:
