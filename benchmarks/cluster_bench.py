@@ -3,16 +3,18 @@
 Measures, in one run (every measurement in a fresh child process, so that its peak RSS, summed
 over the process and its worker processes, is its own):
 
-1. **end to end at scale**: ``cluster.py`` on an ark of ``--n`` synthetic 100-dim utterance
-   vectors (default 1,000,000; ``--pca-dims auto`` switches to PCA + Boruvka KD-tree HDBSCAN):
-   wall time, clustering time, peak RSS, ARI against the synthetic speakers
-   (targets: <= 600 s, <= 8 GB, on 2 cores);
-2. **quality at 50k**: exact HDBSCAN with the library defaults on the full 100 dims (hdbscan
+1. **quality at 50k**: exact HDBSCAN with the library defaults on the full 100 dims (hdbscan
    picks Prim's algorithm above 60 dims) against the large path on the same ``--n-quality``
-   vectors: time and ARI of both (target: ARI within 0.02);
-3. **slow-path scaling**: the default path once more on a quarter of that set, to fit the
+   vectors: time and ARI of both (target: ARI within 0.02), and the recall of the large path's
+   approximate neighbour search;
+2. **slow-path scaling**: the default path once more on a quarter of that set, to fit the
    exponent ``t ~ n^a`` and extrapolate it to ``--n`` (running it on a million vectors would
-   take days); the printed ratio is extrapolated slow time / measured large-path time.
+   take days); the printed ratio is extrapolated slow time / measured large-path time;
+3. **end to end at scale**: ``cluster.py`` on an ark of ``--n`` synthetic 100-dim utterance
+   vectors (default 1,000,000; ``--pca-dims auto`` switches to the large-input path: PCA to 16
+   dims, inverted-file kNN graph, mutual-reachability spanning tree, hdbscan's selection):
+   wall time, clustering time, peak RSS, ARI against the synthetic speakers
+   (targets: <= 600 s, <= 8 GB, on 2 cores).
 
 The synthetic speakers follow the PLDA picture (speaker means in a rank-16 subspace, isotropic
 within-speaker noise; ``unspeech.cluster.synthetic``), 20-180 utterances per speaker.
@@ -120,11 +122,32 @@ def child(args: argparse.Namespace) -> None:
         model.fit(X)
         seconds = time.perf_counter() - start
     labels = np.asarray(model.labels_)
-    print(json.dumps({
+    extra = {}
+    if args.child == "large":
+        extra = _neighbour_recall(X, args)
+    print(json.dumps({**extra,
         "path": args.child, "n": len(y), "seconds": seconds, "cpu_seconds": mem.cpu, "peak_rss_gb": mem.peak / 1e9,
         "ari": adjusted_rand_score(y, labels), "noise_share": float((labels < 0).mean()),
         "clusters": int(labels.max() + 1), "speakers": int(y.max() + 1),
     }))
+
+
+def _neighbour_recall(X, args: argparse.Namespace, n_queries: int = 2000) -> dict:
+    """Recall of the inverted-file neighbour search against exact KD-tree queries on 2000 points."""
+    import numpy as np
+    from sklearn.neighbors import KDTree
+
+    from unspeech.cluster.large import nearest_neighbors, reduce_dimensions
+
+    Z, _ = reduce_dimensions(X, args.pca_dims, random_state=args.seed)
+    k = 11  # the clusterer's n_neighbors=10 plus the point itself
+    dist, ind = nearest_neighbors(Z, k, random_state=args.seed, n_jobs=args.jobs)
+    rows = np.random.default_rng(0).choice(len(Z), size=min(n_queries, len(Z)), replace=False)
+    exact_d, exact_i = KDTree(Z).query(Z[rows], k=k)
+    recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(exact_i, ind[rows])]))
+    core = args.min_samples
+    same_core = float(np.mean(np.isclose(dist[rows, core], exact_d[:, core], rtol=1e-9, atol=1e-12)))
+    return {"knn_recall": recall, "core_distance_exact_share": same_core}
 
 
 def run_child(kind: str, n: int, args: argparse.Namespace) -> dict:
@@ -138,6 +161,9 @@ def run_child(kind: str, n: int, args: argparse.Namespace) -> dict:
     print(f"  {kind:5s} n={n:>8,d}: {result['seconds']:8.1f} s wall, {result['cpu_seconds']:8.1f} s CPU, "
           f"peak RSS {result['peak_rss_gb']:.2f} GB, ARI {result['ari']:.4f}, noise {100 * result['noise_share']:.1f}%, "
           f"{result['clusters']} clusters / {result['speakers']} speakers", flush=True)
+    if "knn_recall" in result:
+        print(f"        neighbour search recall@11 {100 * result['knn_recall']:.2f}%, exact core distance for "
+              f"{100 * result['core_distance_exact_share']:.2f}% of points (2000 sampled)", flush=True)
     return result
 
 
@@ -187,7 +213,7 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.6, help="within-speaker noise of the synthetic set")
     parser.add_argument("--min-cluster-size", type=int, default=5)
     parser.add_argument("--min-samples", type=int, default=3)
-    parser.add_argument("--pca-dims", type=int, default=24)
+    parser.add_argument("--pca-dims", type=int, default=16)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", default=None, help="where the big ark goes (default: a temp folder)")

@@ -139,3 +139,14 @@ def test_quadratic_algorithms_refuse_huge_inputs(monkeypatch):
         SpectralClusterer().fit(X)
     with pytest.raises(ConfigError, match="limit 10"):
         AgglomerativeClusterer(n_clusters=2).fit(X)
+
+
+def test_cosine_hdbscan_uses_all_pairwise_distances(speakers, monkeypatch):
+    from unspeech.cluster import algorithms
+
+    X, y = speakers
+    labels = HDBSCANClusterer(metric="cosine", min_cluster_size=5).fit_predict(X)
+    assert adjusted_rand_score(y, labels) >= 0.95
+    monkeypatch.setattr(algorithms, "AGGLOMERATIVE_MAX_POINTS", 100)
+    with pytest.raises(ConfigError, match="needs all pairwise distances of 180 utterances"):
+        HDBSCANClusterer(metric="cosine").fit(X)

@@ -215,3 +215,11 @@ def test_uisrnn_modes_train_and_apply(tmp_path, capsys):
     assert {t.file_id for t in datadir.read_rttm(tmp_path / "hyp.rttm")} == {"r1", "r2"}
     assert entry.main(["--mode", "uisrnn", "-i", str(tmp_path / "emb.ark"), "--model", str(model), "-q"]) == 1
     assert "give at least one" in capsys.readouterr().err
+
+
+def test_bad_flag_values_fail_before_reading(tmp_path, capsys):
+    missing = str(tmp_path / "does-not-exist.ark")  # never opened: the flags fail first
+    _fails(["-i", missing, "--hdbscan_min_cluster_sizes", "3,five"], capsys, "'five' is not a valid int")
+    _fails(["-i", missing, "--pca-dims", "many"], capsys, "--pca-dims must be auto, 0 or a number")
+    _fails(["-i", missing, "-a", "agglomerative", "-n", "3", "--ahc-threshold", "0.5"], capsys, "not both")
+    _fails(["-i", missing, "--plot", str(tmp_path / "x.nope")], capsys, "cannot write a 'nope' image")

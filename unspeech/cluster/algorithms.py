@@ -93,6 +93,8 @@ class HDBSCANClusterer(ClusterMixin, BaseEstimator):
         declare more points noise.
     metric : str
         Any metric hdbscan accepts; ``euclidean`` on L2-normalised vectors ranks like cosine.
+        Metrics no KD/ball tree supports (``cosine``, ``correlation``) take all pairwise
+        distances and are limited to 30,000 utterances.
     cluster_selection_epsilon : float
         Clusters closer than this are merged.
     cluster_selection_method : {"eom", "leaf"}
@@ -136,9 +138,21 @@ class HDBSCANClusterer(ClusterMixin, BaseEstimator):
         self.algorithm = algorithm
         self.core_dist_n_jobs = core_dist_n_jobs
 
-    def _library_model(self):
+    def _library_model(self, n_points: int):
         import hdbscan
+        from sklearn.neighbors import BallTree, KDTree
 
+        algorithm = self.algorithm
+        if isinstance(self.metric, str) and self.metric not in set(KDTree.valid_metrics) | set(BallTree.valid_metrics):
+            # e.g. cosine: no tree supports it, hdbscan's "generic" algorithm takes all pairwise distances
+            if n_points > AGGLOMERATIVE_MAX_POINTS:
+                raise ConfigError(
+                    f"HDBSCAN with metric={self.metric!r} needs all pairwise distances of {n_points} utterances "
+                    f"(limit {AGGLOMERATIVE_MAX_POINTS}); use metric='euclidean' on L2-normalised vectors "
+                    "(it ranks neighbours exactly like cosine)"
+                )
+            if algorithm == "best":
+                algorithm = "generic"
         return hdbscan.HDBSCAN(
             min_cluster_size=self.min_cluster_size,
             min_samples=self.min_samples,
@@ -146,7 +160,7 @@ class HDBSCANClusterer(ClusterMixin, BaseEstimator):
             cluster_selection_epsilon=float(self.cluster_selection_epsilon),
             cluster_selection_method=self.cluster_selection_method,
             allow_single_cluster=self.allow_single_cluster,
-            algorithm=self.algorithm,
+            algorithm=algorithm,
             core_dist_n_jobs=self.core_dist_n_jobs,
         )
 
@@ -158,9 +172,9 @@ class HDBSCANClusterer(ClusterMixin, BaseEstimator):
                 f"HDBSCAN: fewer utterances ({X.shape[0]}) than min_cluster_size={self.min_cluster_size}; "
                 "lower --hdbscan_min_cluster_sizes or give more data"
             )
-        model = self._library_model()
+        model = self._library_model(X.shape[0])
         try:
-            model.fit(X)
+            model.fit(np.asarray(X, dtype=np.float64))  # hdbscan's generic path needs doubles
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"HDBSCAN rejected its settings (metric={self.metric!r}): {exc}") from None
         self.model_ = model

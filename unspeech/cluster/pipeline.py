@@ -256,6 +256,7 @@ def cluster_speakers(opts: ClusterOptions, hook: Hook | None = None) -> ClusterR
         check_output_dir(opts.output_datadir)
     if opts.source_datadir and not opts.output_datadir:
         raise ConfigError("--source-datadir is used only with --output-datadir")
+    _search_space(opts, 0, 1 << 30)  # flag values (comma lists, --pca-dims) fail here, before any reading
     gold_path = _gold_path(opts)
     wants_labels = any((opts.output_utt2spk, opts.output_spk2utt, opts.output_datadir, opts.membership, opts.plot))
     if wants_labels and gold_path is None and _grid_size(opts) > 1:
