@@ -81,9 +81,15 @@ def matmul_flops_per_s(n: int = 2048, seconds: float = 3.0) -> float:
 
 CHILD = r"""
 import json, resource, sys
+
+def peak_rss_mb():
+    # VmHWM is reset by exec; ru_maxrss would still hold the parent's peak at fork time
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) for l in fh if l.startswith("VmHWM:")) / 1024
+
 from unspeech.context.export import GenFeatOptions, gen_feat
 s = gen_feat(sys.argv[1], sys.argv[2], GenFeatOptions(output_feat_file=sys.argv[3], quiet=True, genfeat_batch_size=int(sys.argv[4])))
-print(json.dumps({"rows_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rtf": s["rtf"], "frames": s["frames"]}))
+print(json.dumps({"rows_rss_mb": peak_rss_mb(), "rtf": s["rtf"], "frames": s["frames"]}))
 """
 
 
@@ -91,7 +97,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=5.0, help="audio minutes for the throughput measurement")
     p.add_argument("--long-minutes", type=float, default=60.0, help="length of the single utterance for peak RSS (0 = skip)")
-    p.add_argument("--batch-size", type=int, default=256, help="windows per model call")
+    p.add_argument("--batch-size", type=int, default=128, help="windows per model call (gen_feat's default)")
     p.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0 = default)")
     args = p.parse_args(argv)
 

@@ -96,7 +96,7 @@ class FrameEmbedder:
     """
 
     def __init__(self, model, period: int = 10, alignment: str = "start", interpolate_padding: bool = False,
-                 combine_contexts: bool = False, normalize_to_input_length: bool = False, batch_size: int = 256):
+                 combine_contexts: bool = False, normalize_to_input_length: bool = False, batch_size: int = 128):
         if period < 1:
             raise ConfigError(f"`genfeat_stride` must be >= 1. Received: genfeat_stride={period}")
         if batch_size < 1:

@@ -55,7 +55,7 @@ class GenFeatOptions:
     speaker_vector_l2_normalize: bool = _opt(True, "L2-normalise speaker vectors.")
     output_format: str = _opt("kaldi_bin", "kaldi_bin (ark+scp), kaldi_text (text ark+scp) or npz (utterance id -> array).", OUTPUT_FORMATS)
     output_compress: bool = _opt(False, "Kaldi-compress the output matrices (as copy-feats --compress=true).")
-    genfeat_batch_size: int = _opt(256, "Windows per model call (bounds memory, not utterance length).")
+    genfeat_batch_size: int = _opt(128, "Windows per model call: memory grows with it, not with utterance length (128 keeps a one-hour utterance with Vgg16big under 1 GB).")
     test_perf: bool = _opt(False, "Report context-discrimination accuracy on sampled batches of the input (weights are never changed).")
     test_perf_batches: int = _opt(20, "Batches sampled by --test_perf.")
     job: int = _opt(0, "Process only job J (1-based) of --num_jobs round-robin splits into PREFIX.J.ark/scp.")
