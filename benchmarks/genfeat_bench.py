@@ -41,17 +41,9 @@ def seed_config(train_dir: str):
 
 
 def make_run(run_dir: Path):
-    import tensorflow as tf
+    from unspeech.context.rundir import init_run
 
-    from unspeech.context.model import ContextModel, dummy_inputs
-
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    config = seed_config(str(run_dir))
-    config.to_json(run_dir / "config.json")
-    model = ContextModel(config)
-    model(dummy_inputs(config, 1), training=False)
-    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(run_dir / "checkpoints"), max_to_keep=1).save()
-    return model
+    return init_run(seed_config(str(run_dir)), run_dir)
 
 
 def graph_flops(fn, spec) -> int:

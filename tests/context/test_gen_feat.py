@@ -11,8 +11,7 @@ from unspeech import kaldi_io  # noqa: E402
 from unspeech.context.config import ContextConfig  # noqa: E402
 from unspeech.context.embed import FrameEmbedder, num_output_rows, speaker_vector, window_starts  # noqa: E402
 from unspeech.context.export import GenFeatOptions, gen_feat, merge_jobs  # noqa: E402
-from unspeech.context.model import ContextModel, dummy_inputs  # noqa: E402
-from unspeech.context.rundir import embed_windows, load_run  # noqa: E402
+from unspeech.context.rundir import embed_windows, init_run, load_run  # noqa: E402
 from unspeech.errors import ConfigError, DataError  # noqa: E402
 
 W = 8
@@ -24,15 +23,9 @@ def run(tmp_path_factory):
     """A run dir with an untrained (randomly initialised) tiny model, saved like training does."""
     d = tmp_path_factory.mktemp("gen_feat")
     run_dir = d / "run"
-    (run_dir / "checkpoints").mkdir(parents=True)
-    config = ContextConfig(feat_size=5, window_length=W, window_neg_length=W, embedding_transformation="BaselineDnn",
+    init_run(ContextConfig(feat_size=5, window_length=W, window_neg_length=W, embedding_transformation="BaselineDnn",
                            num_dnn_layers=1, fc_size=8, embedding_size=4, left_contexts=1, right_contexts=1,
-                           negative_samples=2, batch_size=4, train_dir=str(run_dir)).validate()
-    config.to_json(run_dir / "config.json")
-    tf.keras.utils.set_random_seed(3)
-    model = ContextModel(config)
-    model(dummy_inputs(config, 1), training=False)
-    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(run_dir / "checkpoints"), max_to_keep=2).save()
+                           negative_samples=2, batch_size=4), run_dir, seed=3)
     rng = np.random.default_rng(0)
     feats = {u: rng.standard_normal((n, 5)).astype(np.float32) for u, n in LENGTHS.items()}
     kaldi_io.write_mats(d / "feats.ark", feats.items(), d / "feats.scp")
@@ -166,14 +159,9 @@ def test_seed_gen_feat_command_line(tmp_path, capsys):
     from unspeech.cli import main
 
     run_dir = tmp_path / "run"
-    (run_dir / "checkpoints").mkdir(parents=True)
-    config = ContextConfig(feat_size=40, window_length=64, window_neg_length=64, embedding_transformation="Vgg16big",
-                           fc_size=1024, embedding_size=100, unit_normalize_var=True, tied_embeddings_transforms=True,
-                           train_dir=str(run_dir)).validate()
-    config.to_json(run_dir / "config.json")
-    model = ContextModel(config)
-    model(dummy_inputs(config, 1), training=False)
-    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(run_dir / "checkpoints"), max_to_keep=1).save()
+    init_run(ContextConfig(feat_size=40, window_length=64, window_neg_length=64, embedding_transformation="Vgg16big",
+                           fc_size=1024, embedding_size=100, unit_normalize_var=True, tied_embeddings_transforms=True),
+             run_dir)
     rng = np.random.default_rng(1)
     lengths = {"u-long": 230, "u-short": 20}
     kaldi_io.write_mats(tmp_path / "x.ark", [(u, rng.standard_normal((n, 40)).astype(np.float32)) for u, n in lengths.items()])

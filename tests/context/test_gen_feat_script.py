@@ -12,7 +12,7 @@ tf = pytest.importorskip("tensorflow")
 
 from unspeech import kaldi_io  # noqa: E402
 from unspeech.context.config import ContextConfig  # noqa: E402
-from unspeech.context.model import ContextModel, dummy_inputs  # noqa: E402
+from unspeech.context.rundir import init_run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,13 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_recipe_exports_every_set_with_parallel_jobs(tmp_path):
     run_dir = tmp_path / "run"
-    (run_dir / "checkpoints").mkdir(parents=True)
-    config = ContextConfig(feat_size=6, window_length=8, window_neg_length=8, embedding_transformation="BaselineDnn",
-                           num_dnn_layers=1, fc_size=8, embedding_size=3, train_dir=str(run_dir)).validate()
-    config.to_json(run_dir / "config.json")
-    model = ContextModel(config)
-    model(dummy_inputs(config, 1), training=False)
-    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(run_dir / "checkpoints"), max_to_keep=1).save()
+    init_run(ContextConfig(feat_size=6, window_length=8, window_neg_length=8, embedding_transformation="BaselineDnn",
+                           num_dnn_layers=1, fc_size=8, embedding_size=3), run_dir)
     rng = np.random.default_rng(0)
     for name, n in (("dev", 3), ("train", 7)):
         d = tmp_path / "data" / name

@@ -44,20 +44,14 @@ def test_load_embedder_choices(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """A run dir with an untrained tiny context model on 40-dim features (the layout training writes)."""
-    tf = pytest.importorskip("tensorflow")
+    pytest.importorskip("tensorflow")
     from unspeech.context.config import ContextConfig
-    from unspeech.context.model import ContextModel, dummy_inputs
+    from unspeech.context.rundir import init_run
 
     run_dir = tmp_path_factory.mktemp("ctx") / "run"
-    (run_dir / "checkpoints").mkdir(parents=True)
-    config = ContextConfig(feat_size=40, window_length=16, window_neg_length=16, embedding_transformation="BaselineDnn",
+    init_run(ContextConfig(feat_size=40, window_length=16, window_neg_length=16, embedding_transformation="BaselineDnn",
                            num_dnn_layers=1, fc_size=16, embedding_size=6, left_contexts=1, right_contexts=1,
-                           negative_samples=2, batch_size=4, train_dir=str(run_dir)).validate()
-    config.to_json(run_dir / "config.json")
-    tf.keras.utils.set_random_seed(1)
-    model = ContextModel(config)
-    model(dummy_inputs(config, 1), training=False)
-    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(run_dir / "checkpoints"), max_to_keep=1).save()
+                           negative_samples=2, batch_size=4), run_dir, seed=1)
     return run_dir
 
 

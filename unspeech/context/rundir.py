@@ -34,6 +34,7 @@ __all__ = [
     "checkpoint_state",
     "find_checkpoint",
     "load_run",
+    "init_run",
     "embed_windows",
 ]
 
@@ -151,6 +152,28 @@ def load_run(run_dir: str | os.PathLike, checkpoint: str | int | None = None):
     model(dummy_inputs(config, 1), training=False)
     tf.train.Checkpoint(model=model).restore(prefix).expect_partial().assert_existing_objects_matched()
     return config, model
+
+
+def init_run(config: ContextConfig, run_dir: str | os.PathLike, seed: int | None = None):
+    """Create a run dir holding an UNTRAINED model: ``config.json`` and one checkpoint.
+
+    The layout is the one training writes, so :func:`load_run`, feature export and the
+    diarizer accept it; tests and benchmarks use it where the weights do not matter.
+    Returns the model (randomly initialised from ``seed``, default ``config.seed``).
+    """
+    import tensorflow as tf
+
+    from unspeech.context.model import ContextModel, dummy_inputs
+
+    run_dir = Path(run_dir)
+    (run_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
+    config = dataclasses.replace(config, train_dir=str(run_dir)).validate()
+    config.to_json(run_dir / CONFIG_NAME)
+    tf.keras.utils.set_random_seed(config.seed if seed is None else seed)
+    model = ContextModel(config)
+    model(dummy_inputs(config, 1), training=False)
+    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(run_dir / CHECKPOINT_DIR), max_to_keep=1).save()
+    return model
 
 
 def embed_windows(model, windows: np.ndarray, tower: str = "target", batch_size: int = 256) -> np.ndarray:
