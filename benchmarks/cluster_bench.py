@@ -251,6 +251,8 @@ def main() -> None:
 
     if not args.skip_end_to_end:
         print(f"3. end to end: cluster.py on {args.n:,d} x 100 vectors, --jobs {args.jobs}:", flush=True)
+        if args.workdir:
+            Path(args.workdir).mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
             e2e = end_to_end(args, Path(tmp))
         results["end_to_end"] = e2e
