@@ -87,6 +87,6 @@ def test_same_speaker_utterances_are_closer(bundled):
 
 
 def test_diarizer_defaults_to_the_bundled_model():
-    from unspeech.commands.diarize import _default_model
+    from unspeech.diarize.embedders import bundled_model
 
-    assert Path(_default_model()).resolve() == MODEL.resolve()
+    assert Path(bundled_model()).resolve() == MODEL.resolve()
