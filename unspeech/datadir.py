@@ -78,6 +78,8 @@ def _open_text(path: str | os.PathLike):
         raise DataError(f"file not found: {path}") from None
     except IsADirectoryError:
         raise DataError(f"{path} is a directory, expected a file") from None
+    except PermissionError:
+        raise DataError(f"{path}: permission denied") from None
 
 
 def read_table(path: str | os.PathLike, min_fields: int = 2, max_split: int = 1) -> dict[str, list[str]]:
