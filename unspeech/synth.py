@@ -309,6 +309,28 @@ def _render_turn(speaker: SpeakerProfile, text: str, channel: ChannelProfile | N
     return _apply_noise_and_level(x, channel) if channel is not None else x
 
 
+def _apply_channel(mix: np.ndarray, channel: ChannelProfile | None) -> np.ndarray:
+    """A conversation's channel (EQ, reverb, noise, level) on its mix; ``None``: peak 0.5, nothing else."""
+    if channel is None:
+        return mix * np.float32(0.5 / max(float(np.max(np.abs(mix))), 1e-9))
+    wet = _sox_array(mix, _sox_effects(None, channel))[: len(mix)]
+    return _apply_noise_and_level(np.pad(wet, (0, len(mix) - len(wet))), channel)
+
+
+def _write_conversation_tables(out: Path, wav_scp: dict, rttm: list, uem: dict, segments: dict,
+                               utt2spk: dict, num_spk: dict) -> None:
+    """``wav.scp``, ``rttm``, ``uem``, ``segments``, ``utt2spk``, ``spk2utt``, ``reco2num_spk`` of conversations."""
+    from unspeech import datadir
+
+    datadir.write_wav_scp(out / "wav.scp", wav_scp)
+    datadir.write_rttm(out / "rttm", rttm)
+    datadir.write_uem(out / "uem", uem)
+    datadir.write_segments(out / "segments", segments)
+    datadir.write_utt2spk(out / "utt2spk", utt2spk)
+    datadir.write_spk2utt(out / "spk2utt", datadir.utt2spk_to_spk2utt(utt2spk))
+    datadir.write_table(out / "reco2num_spk", num_spk)
+
+
 def _parallel_map(func: Callable, jobs: list, nj: int, progress: Callable[[int, int], None] | None):
     """Ordered map over threads (the work runs in TTS/sox subprocesses)."""
     if nj < 1:
@@ -505,25 +527,15 @@ def synthesize_conversations(
         mix = np.zeros(cursor + int(0.5 * TARGET_RATE), dtype=np.float32)
         for start, x in placed:
             mix[start:start + len(x)] += x
-        if channel is not None:
-            wet = _sox_array(mix, _sox_effects(None, channel))[: len(mix)]
-            mix = _apply_noise_and_level(np.pad(wet, (0, len(mix) - len(wet))), channel)
-        else:
-            mix = mix * np.float32(0.5 / max(float(np.max(np.abs(mix))), 1e-9))
+        mix = _apply_channel(mix, channel)
         path = _audio_path(out, conv, "flac")
         write_audio(path, mix)
         wav_scp[conv] = path
         uem[conv] = [(0.0, len(mix) / TARGET_RATE)]
         num_spk[conv] = str(len({t[0].speaker_id for t in turns}))
         total += len(mix) / TARGET_RATE
-    datadir.write_wav_scp(out / "wav.scp", wav_scp)
-    datadir.write_rttm(out / "rttm", rttm)
-    datadir.write_uem(out / "uem", uem)
-    datadir.write_segments(out / "segments", segments)
-    datadir.write_utt2spk(out / "utt2spk", utt2spk)
-    datadir.write_spk2utt(out / "spk2utt", datadir.utt2spk_to_spk2utt(utt2spk))
+    _write_conversation_tables(out, wav_scp, rttm, uem, segments, utt2spk, num_spk)
     datadir.write_text(out / "text", text)
-    datadir.write_table(out / "reco2num_spk", num_spk)
     used = sorted({spk.speaker_id for spk, _ in jobs})
     _write_meta(out, seed, chosen, [s for s in speakers if s.speaker_id in used],
                 product="conversations", num_speakers=num_speakers)
