@@ -17,14 +17,17 @@ pipes, ``utt2spk``, optional ``segments``), or a LibriSpeech tree
 level exceeds ``max(p10 + 6 dB, p95 - 35 dB)``, capped at ``p95 - 15 dB`` (p10, p95: percentiles
 of the utterance's frame levels), i.e. 6 dB over the noise floor, at most 35 dB under the loud
 frames; speech runs shorter than 30 ms, or than 0.1 s with no other speech within 0.3 s, are
-clicks and breaths, not speech. A speaker's turns are cut from its utterances
-one after the other: each turn starts at speech, draws a length from ``turn_s`` and ends at the
-end of speech before a pause of at least 0.1 s whose position is closest to that length within
-``turn_s``; only when no pause lies within ``turn_s`` is the turn cut at the quietest frame of that
-range. Each piece serves at most once per conversation. When a speaker has little speech (one
-14 s utterance but 7 turns to give), the drawn lengths shrink towards ``turn_s[0]`` so that the
-material lasts; if it still runs out, the conversation has fewer turns than asked (logged, and
-recorded in ``synth.json``).
+clicks and breaths, not speech. A speaker's turns are cut from its utterances one after the
+other: each turn starts at speech, draws a length from ``turn_s`` and ends at the end of speech
+before a pause of at least 0.1 s, the one closest to that length within ``turn_s``; only when no
+such pause lies within ``turn_s`` is the turn cut at a shorter gap (the one closest to the drawn
+length) or, without any, at the quietest speech frame of that range. So a turn lasts ``turn_s`` from its first to its last speech frame. Each piece
+serves at most once per conversation; a speaker whose speech gives fewer than two pieces (one
+when there are as many turns as speakers) takes no part. When a speaker has little speech (one 14 s utterance but 7
+turns to give), the drawn lengths shrink towards ``turn_s[0]`` so that the material lasts. After
+every speaker's first turn, the floor goes to another speaker, weighted by the pieces each has
+left; when only the last speaker has any, it goes on after a pause; when nobody has, the
+conversation ends with fewer turns than asked (logged, and recorded in ``synth.json``).
 
 **Reference.** A placed turn is the piece from its first to its last speech frame (leading and
 trailing silence trimmed; 20 ms of the original audio on either side are faded in and out and
@@ -86,6 +89,7 @@ _BRIDGE = round(REFERENCE_BRIDGE_S * 100)  # frames
 _CUT_PAUSE = 10            # frames; a pause this long is a place to end a turn
 _CONTEXT = TARGET_RATE // 50  # samples (20 ms) of audio kept around a piece's speech, faded
 _ACTIVE_LEVEL_DB = -26.0   # dBFS active speech level of a piece before its gain
+_MIN_TURNS = 2             # turns a speaker must be able to give to take part (if turns allow)
 _USABLE = 0.8              # share of a speaker's speech span that ends up in pieces (for the budget)
 _LIBRI_NAME = re.compile(r"^(?P<spk>[^-\s]+)-(?P<chapter>[^-\s]+)-\d+\.(flac|wav)$", re.IGNORECASE)
 
@@ -274,11 +278,14 @@ def _speech_frames(levels: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=bool)
     lo, hi = np.percentile(levels, [10, 95])
     speech = levels > min(max(lo + 6.0, hi - 35.0), hi - 15.0)
+    for start, end in _runs(speech):
+        if end - start < _MIN_RUN:
+            speech[start:end] = False
     runs = _runs(speech)
     gaps = np.diff(np.concatenate([[-_BRIDGE], runs.ravel(), [len(levels) + _BRIDGE]]))[::2]
     isolated = np.minimum(gaps[:-1], gaps[1:]) >= _BRIDGE  # no other speech within the bridge
     for (start, end), alone in zip(runs, isolated):
-        if end - start < (_LONE_RUN if alone else _MIN_RUN):
+        if alone and end - start < _LONE_RUN:
             speech[start:end] = False
     return speech
 
@@ -299,11 +306,16 @@ def _cut_spans(levels: np.ndarray, speech: np.ndarray, rng: np.random.Generator,
         ok = ends[(ends - pos >= lo_f) & (ends - pos <= hi_f)]
         if ok.size:
             end = boundary = int(ok[np.argmin(np.abs(ok - target))])
-        else:  # no pause within reach (then last - pos > hi_f): cut at the quietest frame
-            cut = pos + lo_f + int(np.argmin(levels[pos + lo_f: pos + hi_f]))
-            end = pos + int(np.flatnonzero(speech[pos:cut])[-1]) + 1
-            boundary = cut + 1
-        spans.append((pos, end))
+            spans.append((pos, end))
+        else:  # no pause within reach (then last - pos > hi_f): a shorter gap, or the quietest speech
+            cuts = pos + lo_f + np.flatnonzero(speech[pos + lo_f - 1: pos + hi_f])  # frames after speech
+            gaps = cuts[~speech[cuts]]
+            if cuts.size == 0:  # silence all over the range: the speech before it is too short
+                boundary = pos + hi_f
+            else:
+                end = int(gaps[np.argmin(np.abs(gaps - target))] if gaps.size else cuts[np.argmin(levels[cuts])])
+                spans.append((pos, end))
+                boundary = end + int(speech[end])  # a speech frame cut at is left out
         following = np.flatnonzero(speech[boundary:])
         if following.size == 0:
             break
@@ -358,35 +370,41 @@ class _Dealer:
         self.unusable: set[str] = set()
 
     def deal(self, k: int, num_turns: int) -> dict[str, list[_Piece]]:
-        """``k`` distinct speakers with their pieces, each able to give at least one turn."""
+        """``k`` distinct speakers with pieces for ``num_turns`` turns each, or at least two."""
         members: dict[str, list[_Piece]] = {}
+        need = min(_MIN_TURNS, num_turns)
         while len(members) < k:
             free = [i for i, s in enumerate(self.deck) if s not in members and s not in self.unusable]
             if not free:
                 if not [s for s in self.pool if s not in members and s not in self.unusable]:
                     usable = len(self.pool) - len(self.unusable)
-                    raise DataError(f"corpus {self.corpus}: only {usable} speaker(s) have a stretch of at least "
-                                    f"{self.turn_s[0]} s of speech; a conversation needs {k}")
+                    raise DataError(f"corpus {self.corpus}: only {usable} speaker(s) have speech for {need} turn(s) "
+                                    f"of at least {self.turn_s[0]} s; a conversation needs {k}")
                 self.deck += [self.pool[i] for i in self.rng.permutation(len(self.pool))]
                 continue
             spk = self.deck.pop(free[0])
             pieces = _speaker_pieces(self.by_speaker[spk], num_turns, self.turn_s, self.rng)
-            if pieces:
+            if len(pieces) >= need:
                 members[spk] = pieces
             else:
+                logger.info("speaker %s: speech for %d turn(s) of >= %s s only; not used", spk, len(pieces),
+                            self.turn_s[0])
                 self.unusable.add(spk)
         return members
 
 
 def _turn_order(members: dict[str, list[_Piece]], num_turns: int, rng: np.random.Generator) -> list[str]:
-    """Everyone once, then a speaker other than the last, weighted by the pieces it has left."""
+    """Everyone once, then a speaker other than the last, weighted by the pieces it has left; the
+    last speaker goes on (after a pause) only when nobody else has any left."""
     names = list(members)
     order = [names[i] for i in rng.permutation(len(names))]
     while len(order) < num_turns:
-        left = np.array([0 if s == order[-1] else len(members[s]) - order.count(s) for s in names], dtype=float)
-        if left.sum() <= 0:
+        left = np.array([len(members[s]) - order.count(s) for s in names], dtype=float)
+        others = np.where(np.array(names) == order[-1], 0.0, left)
+        weights = others if others.sum() > 0 else left
+        if weights.sum() <= 0:
             break
-        order.append(names[int(rng.choice(len(names), p=left / left.sum()))])
+        order.append(names[int(rng.choice(len(names), p=weights / weights.sum()))])
     return order
 
 
@@ -403,7 +421,7 @@ def _plan_conversation(conv: str, members: dict[str, list[_Piece]], num_turns: i
         pause, jitter = float(rng.uniform(*pause_s)), float(rng.uniform(-1.0, 1.0))
         if idx == 0:
             start = cursor
-        elif overlap:
+        elif overlap and spk != turns[-1].speaker:
             prev = turns[-1]
             longest = max(0.2, min(1.0, 0.5 * (prev.piece.last - prev.piece.first) / TARGET_RATE))
             start = max(prev.onset, cursor - int((0.2 + u * (longest - 0.2)) * TARGET_RATE),
