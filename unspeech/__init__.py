@@ -16,6 +16,7 @@ _SUBMODULES = (
     "audio",
     "fbank",
     "synth",
+    "corpus",
     "corpus_conversations",
     "errors",
     "context",
