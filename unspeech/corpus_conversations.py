@@ -61,7 +61,7 @@ from unspeech.audio import TARGET_RATE, write_audio
 from unspeech.corpus import (CORPUS_LAYOUTS, CorpusUtterance, detect_corpus_layout, load_corpus,
                              load_corpus_utterances, read_speaker_list)
 from unspeech.errors import ConfigError, DataError
-from unspeech.synth import (SynthSummary, _apply_channel, _audio_path, _check_range, _draw_channel,
+from unspeech.synth import (ChannelProfile, SynthSummary, _apply_channel, _audio_path, _check_range, _draw_channel,
                             _parallel_map, _write_conversation_tables)
 
 __all__ = [
@@ -115,11 +115,8 @@ class _Plan:
     conv: str
     turns: tuple[_Turn, ...]
     num_samples: int
-    channel: object  # synth.ChannelProfile or None
+    channel: ChannelProfile | None
     requested_turns: int
-
-
-# --------------------------------------------------------------------------- corpus
 
 
 # --------------------------------------------------------------------------- cutting turns
