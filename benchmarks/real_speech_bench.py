@@ -33,9 +33,9 @@ Utterance EER (same/different speaker, all pairs, cosine scores, :func:`unspeech
 
 * LibriSpeech pieces: each held-out speaker's utterance (``--heldout``, 51 speakers kept out of
   the model's training) is cut into non-overlapping ``--piece-seconds`` pieces (the remainder is
-  dropped; a speaker whose utterance is shorter than one piece has none: 3 of the 51 at 3 s). **All pieces of a speaker come from one recording session, so "same speaker" also
-  means "same channel" here**: this EER flatters channel-sensitive embeddings such as fbank
-  statistics.
+  dropped; a speaker whose utterance is shorter than one piece has none: 3 of the 51 at 3 s).
+  **All pieces of a speaker come from one recording session, so "same speaker" also means "same
+  channel" here**: this EER flatters channel-sensitive embeddings such as fbank statistics.
 * FSDD: ``--fsdd-per-speaker`` recordings of each of the 6 speakers (a seeded draw), 8 kHz
   resampled to 16 kHz by :func:`unspeech.audio.load_audio` (the peer's ``preprocess_wav``
   resamples on its own).
@@ -46,11 +46,11 @@ energy VAD (all rows when none is; the diarizer's "core rows" rule); stats = fba
 standard deviation over the same speech frames (:func:`unspeech.cluster.vectors.pool_frames`,
 ``mean+std``); peer = ``VoiceEncoder.embed_utterance`` after ``preprocess_wav``. Scores are
 cosine similarities of the vectors after subtracting the mean vector of the evaluation set (the
-same for all systems; plain cosine EERs are in the JSON too).
+same for all systems; the plain cosine EER follows in parentheses).
 
 Wall time: each system's whole share of the run (model loading, embedding, clustering of both
-count settings, utterance vectors); for the peer including its process start. Scoring not
-counted.
+count settings, utterance vectors); for the peer including its process start (one torch thread
+by default: on 2 busy cores two threads made it about 10x slower). Scoring not counted.
 
     bash benchmarks/setup_peer_venv.sh
     python benchmarks/real_speech_bench.py --conversations exp/real_convs --make-conversations --out exp/real_bench
@@ -90,10 +90,11 @@ def log(message: str) -> None:
 # ---------------------------------------------------------------------------------------- data
 
 
-def make_conversations(out: Path, num: int, seed: int, heldout: Path) -> None:
+def make_conversations(out: Path, num: int, speakers: tuple[int, int], seed: int, heldout: Path) -> None:
     """Real-voice conversations of the held-out LibriSpeech speakers via ``unspeech synth conversations --from-corpus``."""
     cmd = [sys.executable, "-m", "unspeech.cli", "synth", "conversations", "--out-dir", str(out),
            "--from-corpus", LIBRISPEECH, "--speaker-list", str(heldout), "--num-conversations", str(num),
+           "--speakers", str(speakers[0]), str(speakers[1]),
            "--seed", str(seed), "--quiet"]
     log("making conversations: " + " ".join(cmd))
     done = subprocess.run(cmd, cwd=ROOT)
@@ -352,6 +353,8 @@ def main(argv=None) -> int:
     parser.add_argument("--make-conversations", action="store_true",
                         help="create --conversations from the held-out LibriSpeech speakers when it does not exist")
     parser.add_argument("--num-conversations", type=int, default=20, help="with --make-conversations (default 20)")
+    parser.add_argument("--conversation-speakers", type=int, nargs=2, default=(2, 4), metavar=("MIN", "MAX"),
+                        help="speakers per conversation, with --make-conversations (default 2 4)")
     parser.add_argument("--conversation-seed", type=int, default=11, help="with --make-conversations (default 11)")
     parser.add_argument("--out", required=True, help="folder for results.json, results.md and work files")
     parser.add_argument("--model", help="context-model run dir (default: the bundled model)")
@@ -392,7 +395,7 @@ def main(argv=None) -> int:
     if not conv.exists():
         if not args.make_conversations:
             raise SystemExit(f"{conv} does not exist (add --make-conversations to build it from the held-out speakers)")
-        make_conversations(conv, args.num_conversations, args.conversation_seed, Path(args.heldout))
+        make_conversations(conv, args.num_conversations, args.conversation_speakers, args.conversation_seed, Path(args.heldout))
 
     t0 = time.perf_counter()
     recs = load_conversations(conv, work)
