@@ -20,8 +20,8 @@
 #                 name), so nothing is compiled. Set WEBRTCVAD_REQ=webrtcvad to build the original.
 #
 # resemblyzer is installed with --no-deps and its run-time needs are listed here: its metadata
-# asks for `webrtcvad` (the source build) and `typing` (a Python 2 backport that breaks pip on
-# Python 3). Nothing is downloaded at run time: the GE2E weights (pretrained.pt, 17 MB) are
+# asks for `webrtcvad` (the source build) and `typing` (the old backport sdist, a shadow of the
+# standard library on Python 3 that is best kept out). Nothing is downloaded at run time: the GE2E weights (pretrained.pt, 17 MB) are
 # part of the resemblyzer wheel; the last step checks that VoiceEncoder("cpu") loads offline.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
