@@ -41,6 +41,26 @@ def test_contexts_are_adjacent_and_negatives_foreign():
     assert sampler.stats.skipped_short == 1 and sampler.stats.usable_utterances == 4
 
 
+def test_context_gap_moves_each_block_away_from_the_target():
+    config = dataclasses.replace(CFG, context_gap=5, batch_size=64)
+    assert config.group_length == 6 + 3 * 4 + 2 * 5
+    store = position_corpus([28, 40, 60, 27])
+    sampler = ContextSampler(store, config)
+    assert sampler.stats.skipped_short == 1  # 27 frames < 28
+    batch = sampler.sample(0)
+    assert batch["targets"].shape == (64, 6, 3) and batch["contexts"].shape == (64, 3, 4, 3)
+    utt, start = _decode(batch["targets"])
+    c_utt, c_start = _decode(batch["contexts"])
+    assert np.all(c_utt == utt[:, None])
+    gap_left = start - 4 - c_start[:, 1]
+    gap_right = c_start[:, 2] - (start + 6)
+    np.testing.assert_array_equal(c_start[:, 0], c_start[:, 1] - 4)  # one block: contexts stay adjacent
+    assert gap_left.min() == 0 and gap_left.max() == 5 and gap_right.min() == 0 and gap_right.max() == 5
+    assert np.all(c_start[:, 0] >= 0) and np.all(c_start[:, 2] + 4 <= store.lengths[utt])
+    with pytest.raises(ConfigError, match="context_gap"):
+        dataclasses.replace(CFG, context_gap=-1).validate()
+
+
 def test_2x_negatives_pair_foreign_targets():
     config = dataclasses.replace(CFG, sample_2x_neg=True)
     batch = ContextSampler(position_corpus([40, 50, 60]), config).sample(3)

@@ -71,6 +71,7 @@ class ContextConfig:
     right_contexts: int = _opt(2, "Context windows directly right of the target (positive pairs).", "sampling")
     negative_samples: int = _opt(4, "Negative pairs per target: the target with a window from another utterance.", "sampling")
     sample_2x_neg: bool = _opt(False, "Also draw negative_samples pairs of (random target-length window, a true context window), so that both towers see negatives; doubles the negatives.", "sampling")
+    context_gap: int = _opt(0, "Largest gap in frames between the target and its block of left (and of right) context windows; each group draws each side's gap uniformly from 0..context_gap (0 = contexts directly adjacent, the original sampling). A gap makes positives share the speaker rather than the sound that just continues across the window edge.", "sampling")
     minimum_speaker_length: int = _opt(0, "With spk2utt: skip speakers with fewer frames than this in utterances long enough for a group.", "sampling")
 
     # ---------------------------------------------------------------- model
@@ -136,8 +137,9 @@ class ContextConfig:
 
     @property
     def group_length(self) -> int:
-        """Frames one group spans: the target plus all its context windows."""
-        return self.window_length + self.num_contexts * self.window_neg_length
+        """Frames one group spans: the target, all its context windows and the largest gap on each side."""
+        sides = (self.left_contexts > 0) + (self.right_contexts > 0)
+        return self.window_length + self.num_contexts * self.window_neg_length + sides * self.context_gap
 
     # ------------------------------------------------------------------ validation
 
@@ -165,7 +167,7 @@ class ContextConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"`{name}` must be >= 1. Received: {name}={getattr(self, name)}")
-        non_negative = ("left_contexts", "right_contexts", "negative_samples", "minimum_speaker_length",
+        non_negative = ("left_contexts", "right_contexts", "negative_samples", "context_gap", "minimum_speaker_length",
                         "num_highway_layers", "num_dnn_layers", "max_steps", "early_stopping_patience",
                         "lr_warmup_steps", "logical_cpu_devices", "num_threads", "l2_reg", "gradient_clipping")
         for name in non_negative:
@@ -267,6 +269,7 @@ class ContextConfig:
             f"_neg_samples{self.negative_samples}",
             f"_lcontexts{self.left_contexts}",
             f"_rcontexts{self.right_contexts}",
+            f"_gap{self.context_gap}" if self.context_gap else "",
             f"_flts{self.feat_size}",
             f"_embsize{self.embedding_size}",
             f"_dnn{self.num_dnn_layers}" if t == "BaselineDnn" else "",

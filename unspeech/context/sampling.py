@@ -1,7 +1,9 @@
 """Target / context / negative window sampling from a :class:`~unspeech.feature_store.FeatureStore`.
 
 A batch holds ``batch_size`` groups. For each group an utterance and a start frame are drawn;
-the span ``[L contexts][target][R contexts]`` (``group_length`` frames) is gathered at once,
+the span ``[L contexts][target][R contexts]`` (``group_length`` frames) is gathered at once
+(with ``context_gap``, a random gap of up to that many frames separates the target from each
+block of contexts),
 then ``K`` negative windows are gathered from *other* utterances (other utterances of the
 same speaker when ``spk2utt`` is given). All gathers are single numpy fancy-indexing
 operations on the store's contiguous frame array, so a batch costs a few array copies.
@@ -187,6 +189,25 @@ class ContextSampler:
     def _random_starts(self, rng: np.random.Generator, utts: np.ndarray, length: int) -> np.ndarray:
         return rng.integers(0, self._lengths[utts] - length + 1)
 
+    def _with_gaps(self, rng: np.random.Generator, span: np.ndarray) -> np.ndarray:
+        """Close up a span of ``group_length`` frames drawn with room for the gaps: ``(B, group_length, F)`` →
+        ``(B, W + C * Wn, F)``, [left contexts][target][right contexts] with a random gap (0..context_gap
+        frames, per side and group) cut out between the target and each block of contexts."""
+        c = self.config
+        b, gap = len(span), c.context_gap
+        left = c.left_contexts * c.window_neg_length
+        right = c.right_contexts * c.window_neg_length
+        target = left + (gap if c.left_contexts else 0)  # the target's first frame in the span
+        gap_left = rng.integers(0, gap + 1, size=b) if c.left_contexts else np.zeros(b, np.int64)
+        gap_right = rng.integers(0, gap + 1, size=b) if c.right_contexts else np.zeros(b, np.int64)
+        rows = np.arange(b)[:, None]
+        parts = [
+            span[rows, (target - gap_left - left)[:, None] + np.arange(left)],
+            span[:, target:target + c.window_length],
+            span[rows, (target + c.window_length + gap_right)[:, None] + np.arange(right)],
+        ]
+        return np.concatenate(parts, axis=1)
+
     def sample(self, batch_index: int) -> dict[str, np.ndarray]:
         """Batch ``batch_index`` of this sampler's stream (the same arrays every time).
 
@@ -204,10 +225,14 @@ class ContextSampler:
         utts = self._members[own]
         span = self._gather(utts, self._random_starts(rng, utts, c.group_length), c.group_length)
         left = c.left_contexts * c.window_neg_length
+        right = c.right_contexts * c.window_neg_length
+        if c.context_gap:
+            span = self._with_gaps(rng, span)
         targets = span[:, left:left + c.window_length]
         contexts = np.concatenate(
             [span[:, :left].reshape(b, c.left_contexts, c.window_neg_length, -1),
-             span[:, left + c.window_length:].reshape(b, c.right_contexts, c.window_neg_length, -1)], axis=1)
+             span[:, left + c.window_length:left + c.window_length + right].reshape(b, c.right_contexts, c.window_neg_length, -1)],
+            axis=1)
         neg_utts = self._foreign(rng, own, k)
         batch = {
             "targets": np.ascontiguousarray(targets),
