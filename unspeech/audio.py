@@ -1,4 +1,4 @@
-"""Audio input: wav/flac files and Kaldi ``wav.scp`` pipes → 16 kHz mono float32.
+"""Audio input: audio files (wav, flac, ogg, mp3, ...) and Kaldi ``wav.scp`` pipes → 16 kHz mono float32.
 
 Every reader here returns samples as ``ndarray of shape (n_samples,), float32`` in [-1, 1]
 at :data:`TARGET_RATE` (16 kHz), whatever the source looks like:
@@ -56,8 +56,29 @@ TARGET_RATE = 16000
 MAX_OVERSHOOT = 0.5
 """Seconds a segment's end may lie past the end of its recording before it is an error."""
 
-AUDIO_EXTENSIONS = (".wav", ".flac")
-"""File name endings :func:`find_audio_files` picks up (case-insensitive)."""
+_FORMAT_EXTENSIONS = {
+    "WAV": (".wav",),
+    "FLAC": (".flac",),
+    "OGG": (".ogg", ".oga", ".opus"),  # Vorbis and Opus in an Ogg container
+    "MP3": (".mp3",),  # libsndfile >= 1.1 (mpg123)
+    "AIFF": (".aiff", ".aif"),
+    "AU": (".au",),
+    "CAF": (".caf",),
+    "W64": (".w64",),
+    "RF64": (".rf64",),
+}
+
+
+def _readable_extensions() -> tuple[str, ...]:
+    """The endings of the formats this libsndfile build reads (m4a/AAC is never among them)."""
+    available = sf.available_formats()
+    return tuple(ext for fmt, exts in _FORMAT_EXTENSIONS.items() if fmt in available for ext in exts)
+
+
+AUDIO_EXTENSIONS = _readable_extensions()
+"""File name endings :func:`find_audio_files` picks up (case-insensitive): every format the
+installed libsndfile reads (wav, flac, ogg/oga/opus, mp3, aiff, au, caf, w64, rf64). The one list
+of audio endings: folders given to ``unspeech diarize`` and ``unspeech fbank --wav-dir`` use it."""
 
 
 def is_pipe(source: str) -> bool:
@@ -304,5 +325,5 @@ def find_audio_files(folder: str | os.PathLike, extensions: Iterable[str] = AUDI
                 )
             found[stem] = path
     if not found:
-        raise AudioError(f"no {'/'.join(exts)} files found in {folder!r}")
+        raise AudioError(f"no audio files ({', '.join(exts)}) found in {folder!r}")
     return dict(sorted(found.items()))

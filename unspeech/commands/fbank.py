@@ -19,7 +19,7 @@ logger = logging.getLogger("unspeech.fbank")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--wav-scp", help="Kaldi wav.scp: 'id path' or 'id command |' lines")
-    src.add_argument("--wav-dir", help="folder of .wav/.flac files (searched recursively); ids are "
+    src.add_argument("--wav-dir", help="folder of audio files (wav, flac, ogg, mp3, ...; searched recursively); ids are "
                      "the file names without extension; a wav.scp is written to --out-dir")
     parser.add_argument("--segments", help="Kaldi segments file (utt recording start end)")
     parser.add_argument("--utt2spk", help="utt2spk; without it each utterance is its own speaker")
