@@ -96,7 +96,8 @@ def test_grid_writes_one_row_per_point(corpus, tmp_path):
 
 @pytest.mark.parametrize("algorithm, extra", [
     ("kmeans", ["-n", "8"]), ("agglomerative", ["-n", "8"]), ("spectral", ["--max-clusters", "12"]),
-    ("dbscan", ["--dbscan-eps", "0.6", "--dbscan-min-samples", "3"]), ("hdbscan", ["--outliers", "nearest"]),
+    ("dbscan", ["--dbscan-eps", "0.6", "--dbscan-min-samples", "3"]),
+    ("hdbscan", ["--outliers", "singleton"]),  # the old default stays selectable (nearest is the default now)
 ])
 def test_every_algorithm_from_the_command_line(corpus, tmp_path, capsys, algorithm, extra):
     d, _ = corpus

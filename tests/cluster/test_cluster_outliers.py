@@ -1,4 +1,4 @@
-"""Outlier policies: singleton, nearest cluster, noise."""
+"""Outlier policies: nearest cluster (the default), singleton, noise."""
 
 import numpy as np
 import pytest
@@ -32,3 +32,11 @@ def test_policy_errors():
         resolve_outliers(LABELS, "drop")
     with pytest.raises(ConfigError, match="needs the vectors"):
         resolve_outliers(LABELS, "nearest")
+
+
+def test_nearest_is_the_default():
+    """Noise is never counted as speakers unless asked for (the default was "singleton" before)."""
+    from unspeech.cluster.options import ClusterOptions
+
+    np.testing.assert_array_equal(resolve_outliers(LABELS, vectors=VECTORS), resolve_outliers(LABELS, "nearest", VECTORS))
+    assert ClusterOptions().outliers == "nearest"

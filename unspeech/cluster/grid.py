@@ -106,7 +106,7 @@ def run_grid(
     *,
     utt_ids: Sequence[str] | None = None,
     gold: Mapping[str, str] | None = None,
-    outliers: str = "singleton",
+    outliers: str = "nearest",
     hook: Hook | None = None,
 ) -> GridResult:
     """Fit ``algorithm`` once per point of ``grid`` (merged with ``fixed`` parameters).

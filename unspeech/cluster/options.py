@@ -45,7 +45,7 @@ class ClusterOptions:
     metric: str = "euclidean"
     pca_dims: str = "auto"
     n_jobs: int = 1
-    outliers: str = "singleton"
+    outliers: str = "nearest"
     random_seed: int = 42
     trials: int = 200000
     max_spks: int = -1

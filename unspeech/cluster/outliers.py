@@ -2,9 +2,12 @@
 
 Three policies:
 
-* ``"singleton"`` (the original toolkit's choice): every outlier becomes a speaker of its own;
-* ``"nearest"``: every outlier joins the cluster with the nearest centroid (euclidean on the
-  vectors given; on L2-normalised vectors that is the most cosine-similar centroid);
+* ``"nearest"`` (the default of ``cluster.py`` / ``unspeech cluster``): every outlier joins the
+  cluster with the nearest centroid (euclidean on the vectors given; on L2-normalised vectors that
+  is the most cosine-similar centroid), so noise is never counted as speakers;
+* ``"singleton"`` (the original toolkit's choice, and the default before): every outlier becomes a
+  speaker of its own. On a real corpus HDBSCAN calls many utterances noise, and every one of them
+  then turned into an extra one-utterance speaker;
 * ``"noise"``: outliers keep label -1 and are written as one pseudo-speaker (see
   :mod:`unspeech.cluster.outputs`).
 """
@@ -20,16 +23,16 @@ __all__ = ["OUTLIER_POLICIES", "resolve_outliers"]
 OUTLIER_POLICIES = ("singleton", "nearest", "noise")
 
 
-def resolve_outliers(labels: np.ndarray, policy: str = "singleton", vectors: np.ndarray | None = None) -> np.ndarray:
+def resolve_outliers(labels: np.ndarray, policy: str = "nearest", vectors: np.ndarray | None = None) -> np.ndarray:
     """Apply an outlier policy to cluster labels.
 
     Parameters
     ----------
     labels : ndarray of shape (n,), int
         ``-1`` marks noise; other labels are ``0..k-1`` (gaps allowed).
-    policy : {"singleton", "nearest", "noise"}
+    policy : {"nearest", "singleton", "noise"}
     vectors : ndarray of shape (n, D), optional
-        Needed for ``"nearest"``.
+        Needed for ``"nearest"`` (the default).
 
     Returns
     -------

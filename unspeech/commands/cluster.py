@@ -108,9 +108,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     alg.add_argument("--jobs", dest="n_jobs", type=int, default=_D.n_jobs,
                      help="parallel jobs for neighbour searches (HDBSCAN core distances, the large path, DBSCAN); "
                      "-1 = all cores; default 1")
-    alg.add_argument("--outliers", default=_D.outliers, choices=("singleton", "nearest", "noise"),
-                     help="noise points: own speaker each (default, as the original), nearest cluster, "
-                     "or one 'spknoise' speaker")
+    alg.add_argument("--outliers", default=_D.outliers, choices=("nearest", "singleton", "noise"),
+                     help="noise points: join the nearest cluster (default; never counted as speakers), own speaker "
+                     "each (singleton: the original toolkit's behaviour and the default before), or one 'spknoise' speaker")
     alg.add_argument("--random_seed", "--random-seed", dest="random_seed", type=int, default=_D.random_seed,
                      help="seed for k-means, spectral, PCA subsampling, plots and trial sampling (default 42)")
     sd = parser.add_argument_group("samedifferent mode")
