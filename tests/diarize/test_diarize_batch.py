@@ -1,5 +1,9 @@
 """Batch diarization: failures are reported per recording while the others are processed."""
 
+import logging
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -46,9 +50,12 @@ def test_failures_are_collected_and_the_rest_written(mixed_scp, tmp_path, caplog
 def test_parallel_jobs_give_the_same_result(mixed_scp, tmp_path, caplog):
     recordings = datadir.read_wav_scp(mixed_scp)
     serial = diarize_batch(recordings, {"num_speakers": 2})
-    parallel = diarize_batch(recordings, {"num_speakers": 2}, nj=2)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="unspeech"):
+        parallel = diarize_batch(recordings, {"num_speakers": 2}, nj=2)
     assert parallel.turns == serial.turns and parallel.failed == serial.failed
-    assert "no speech found" in caplog.text  # warnings of worker processes reach the parent's log
+    assert "no speech found" in caplog.text  # warnings of worker processes reach the parent's log ...
+    assert "conv000: 2 speakers" in caplog.text  # ... and so do their INFO lines (the count per recording)
 
 
 def test_setup_problems_stop_the_batch_up_front(conversations, tmp_path):
@@ -78,7 +85,30 @@ def test_collect_inputs_from_files_folders_and_scp(conversations, tmp_path):
     assert collect_inputs([str(conversations / "wav" / "conv001.flac")]) == {"conv001": str(conversations / "wav" / "conv001.flac")}
     with pytest.raises(ConfigError, match="two inputs give the recording id 'conv000'"):
         collect_inputs([conversations / "wav", tmp_path / "conv000.wav"])
-    with pytest.raises(AudioError, match="no .wav/.flac files found"):
+    with pytest.raises(AudioError, match=r"no audio files \(.wav, .flac, .* found"):
         collect_inputs([tmp_path])
     with pytest.raises(ConfigError, match="`nj` must be >= 1"):
         diarize_batch({}, nj=0)
+
+
+def test_folders_include_every_format_the_reader_takes(conversations, tmp_path):
+    """An mp3 (made by sox) in a folder is found and diarized like the flac it came from."""
+    from unspeech.audio import AUDIO_EXTENSIONS
+
+    assert {".wav", ".flac", ".ogg", ".opus", ".mp3"} <= set(AUDIO_EXTENSIONS)
+    if shutil.which("sox") is None:
+        pytest.skip("sox is needed to write an mp3")
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    flac = conversations / "wav" / "conv000.flac"
+    made = subprocess.run(["sox", str(flac), str(folder / "talk.mp3")], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"sox cannot write mp3 here: {made.stderr.decode(errors='replace').strip()}")
+    shutil.copy(flac, folder / "conv000.flac")
+    (folder / "notes.txt").write_text("not audio")
+    found = collect_inputs([folder])
+    assert sorted(found) == ["conv000", "talk"] and found["talk"].endswith("talk.mp3")
+    result = diarize_batch(found, {"num_speakers": 2})
+    assert not result.failed
+    assert result.durations["talk"] == pytest.approx(result.durations["conv000"], abs=0.2)  # mp3 padding
+    assert {t.speaker for t in result.turns["talk"]} == {"spk1", "spk2"}

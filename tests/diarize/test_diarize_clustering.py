@@ -1,10 +1,20 @@
 """Clustering the embedding rows of one recording, with speaker-count constraints."""
 
+import logging
+
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from unspeech.diarize.clustering import ahc_speakers, assign_to_centroids, check_speaker_bounds, cluster_rows
+from unspeech.diarize.clustering import (
+    ahc_speakers,
+    ahc_with_count,
+    assign_to_centroids,
+    check_speaker_bounds,
+    cluster_rows,
+    merge_small_clusters,
+)
+from unspeech.diarize.profiles import l2_normalize
 from unspeech.errors import ConfigError
 
 
@@ -41,8 +51,57 @@ def test_small_ahc_clusters_join_the_nearest_speaker():
     labels = ahc_speakers(np.vstack([x, stray]) / np.linalg.norm(np.vstack([x, stray]), axis=1, keepdims=True),
                           threshold=0.3, min_cluster_size=10)
     assert len(set(labels)) == 2 and adjusted_rand_score(truth, labels[:100]) == 1.0
-    with_stray = cluster_rows(np.vstack([rows, stray + rows.mean(axis=0)]), "spectral", min_cluster_size=10)
-    assert len(set(with_stray)) == 2  # spectral takes its count from the same rule
+    for method in ("ahc", "spectral", "hdbscan"):  # stray rows are never counted as speakers
+        with_stray = cluster_rows(np.vstack([rows, stray + rows.mean(axis=0)]), method, min_cluster_size=10)
+        assert len(set(with_stray)) == 2, method
+    x = l2_normalize(np.vstack([x, stray]))
+    labels = ahc_with_count(x, 2, min_cluster_size=10)  # a cut at exactly 2 clusters would give a stray row a speaker
+    assert len(set(labels)) == 2 and adjusted_rand_score(truth, labels[:100]) == 1.0
+
+
+def test_merge_small_clusters_keeps_the_large_ones():
+    x = l2_normalize(np.array([[1, 0], [1, 0.1], [0, 1], [0.1, 1], [0.9, 0.2], [0.2, 1.0]], dtype=float))
+    np.testing.assert_array_equal(merge_small_clusters(x, np.array([4, 4, 2, 2, 7, -1]), 2), [1, 1, 0, 0, 1, 0])
+    np.testing.assert_array_equal(merge_small_clusters(x, np.array([0, 1, 2, 3, 4, 5]), 2), [0] * 6)  # none that large
+    np.testing.assert_array_equal(merge_small_clusters(x, np.full(6, -1), 2), [0] * 6)
+
+
+@pytest.mark.parametrize("method", ["ahc", "spectral"])
+def test_count_rules(method, caplog):
+    rows, truth = _speakers(n_speakers=4)
+    with caplog.at_level(logging.INFO, logger="unspeech"):
+        for rule in ("relative", "eigengap", "threshold"):
+            assert adjusted_rand_score(truth, cluster_rows(rows, method, count_rule=rule)) > 0.95, rule
+    assert "speaker count (relative): 4 speakers (relative threshold, AHC cut at cosine distance" in caplog.text
+    assert "speaker count (eigengap): 4 speakers (eigengap, p=" in caplog.text
+    assert "speaker count (AHC cut at cosine distance 0.5): 4" in caplog.text
+
+
+def test_library_failures_fall_back_with_a_warning(monkeypatch, caplog):
+    """spectralcluster's auto-tuning once raised UnboundLocalError; HDBSCAN or the eigensolver may fail too."""
+    import scipy.linalg
+
+    from unspeech.cluster import HDBSCANClusterer, SpectralClusterer
+
+    def raises(exc):
+        def fit(*args, **kwargs):
+            raise exc
+        return fit
+
+    rows, truth = _speakers()
+    monkeypatch.setattr(SpectralClusterer, "fit", raises(UnboundLocalError("local variable 'best_p_percentile_index'")))
+    monkeypatch.setattr(HDBSCANClusterer, "fit", raises(ValueError("hdbscan broke")))
+    with caplog.at_level(logging.WARNING):
+        for method in ("spectral", "hdbscan"):
+            assert adjusted_rand_score(truth, cluster_rows(rows, method)) > 0.95
+        assert adjusted_rand_score(truth, cluster_rows(rows, "spectral", num_speakers=3)) > 0.95
+    assert "spectral clustering failed (UnboundLocalError" in caplog.text and "using AHC with 3 speakers" in caplog.text
+    assert "HDBSCAN failed (ValueError: hdbscan broke)" in caplog.text
+    monkeypatch.setattr(scipy.linalg, "eigh", raises(np.linalg.LinAlgError("no convergence")))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert adjusted_rand_score(truth, cluster_rows(rows, "ahc", count_rule="eigengap")) > 0.95
+    assert "eigengap speaker count failed (LinAlgError" in caplog.text and "AHC threshold rule instead" in caplog.text
 
 
 def test_long_recordings_cluster_a_subsample_and_assign_the_rest():
@@ -63,6 +122,7 @@ def test_tiny_inputs_and_helpers():
     "kwargs, message",
     [
         ({"method": "kmeans"}, "`method` must be one of hdbscan, ahc, spectral"),
+        ({"count_rule": "bic"}, "`count_rule` must be one of relative, eigengap, threshold. Received: count_rule='bic'"),
         ({"num_speakers": 0}, "`num_speakers` must be >= 1"),
         ({"num_speakers": 5, "max_speakers": 3}, r"`num_speakers` must lie within \[min_speakers, max_speakers\]"),
         ({"min_speakers": 4, "max_speakers": 3}, "`max_speakers` must be >= `min_speakers`"),

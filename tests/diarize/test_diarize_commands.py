@@ -39,6 +39,25 @@ def test_diarize_command_exit_code_reports_failures(conversations, tmp_path, cap
     assert (out / "conv000.rttm").is_file() and (out / "conv000.vad").is_file()  # the good file is done
 
 
+@pytest.mark.audio
+@pytest.mark.parametrize("flag, rule", [("--count_rule", "threshold"), ("--count-rule", "eigengap"), (None, "relative")])
+def test_diarize_command_logs_model_count_rule_and_counts(conversations, tmp_path, caplog, flag, rule):
+    import logging
+
+    args = ["diarize", str(conversations / "wav.scp"), "-o", str(tmp_path), "--model", "stats", "--out_dir", str(tmp_path)]
+    with caplog.at_level(logging.INFO, logger="unspeech"):
+        assert main(args + ([flag, rule] if flag else [])) == 0
+    assert "diarizing 2 recording(s): model stats (windowed fbank statistics, no model); backend ahc; " \
+           f"speaker count {rule} (" in caplog.text
+    assert "conv000: " in caplog.text and "conv001: " in caplog.text  # the count of every recording
+
+
+def test_diarize_command_rejects_an_unknown_count_rule(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["diarize", str(tmp_path / "a.wav"), "-o", str(tmp_path), "--count-rule", "bic"])
+    assert "invalid choice: 'bic'" in capsys.readouterr().err
+
+
 def test_diarize_command_rejects_conflicting_speech_sources(tmp_path, capsys):
     (tmp_path / "x.rttm").write_text("")
     code = main(["diarize", str(tmp_path / "a.wav"), "-o", str(tmp_path), "--segments", "s", "--oracle-speech",

@@ -6,9 +6,13 @@ Examples::
     unspeech diarize data/dev/wav.scp --segments data/dev/segments -o out/ --nj 4 --num_speakers 2
     unspeech diarize calls/ -o out/ --backend enroll --enroll alice.wav bob.wav --unknown-threshold 0.3
     unspeech diarize conv.flac -o out/ --plot --ref conv.rttm      # timeline picture, DER printed
+    unspeech diarize talks/ -o out/ --count-rule threshold --threshold 0.4   # the old speaker-count rule
 
-Inputs are wav/flac files, folders (searched recursively) or Kaldi ``wav.scp`` files (``*.scp``),
-all converted to 16 kHz mono. Every recording gets ``OUT/<id>.rttm`` (and ``.vad`` /
+Inputs are audio files, folders (searched recursively for every format the reader takes:
+wav, flac, ogg/opus, mp3, ...; see :data:`unspeech.audio.AUDIO_EXTENSIONS`) or Kaldi ``wav.scp``
+files (``*.scp``), all converted to 16 kHz mono. Without ``--num_speakers`` the speaker count is
+estimated per recording (``--count-rule``); the log names the model and the rule, and the count
+of every recording. Every recording gets ``OUT/<id>.rttm`` (and ``.vad`` /
 ``.json`` / ``.png`` as asked); ``OUT/all.rttm`` holds every recording's turns. A recording that
 fails is reported and the others go on; the exit code is 1 if any failed.
 """
@@ -24,13 +28,14 @@ logger = logging.getLogger("unspeech.diarize")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from unspeech.diarize.clustering import COUNT_RULES
     from unspeech.diarize.outputs import OUTPUT_FORMATS
     from unspeech.diarize.pipeline import BACKENDS
 
-    parser.add_argument("inputs", nargs="+", help="audio files, folders of .wav/.flac, or wav.scp files")
-    parser.add_argument("-o", "--out-dir", required=True, help="folder for the outputs")
+    parser.add_argument("inputs", nargs="+", help="audio files, folders of audio files (wav, flac, ogg, mp3, ...), or wav.scp files")
+    parser.add_argument("-o", "--out-dir", "--out_dir", required=True, help="folder for the outputs")
     parser.add_argument("--segments", help="Kaldi segments of a wav.scp: taken as the speech regions of each recording")
-    parser.add_argument("--oracle-speech", metavar="RTTM_OR_UEM",
+    parser.add_argument("--oracle-speech", "--oracle_speech", metavar="RTTM_OR_UEM",
                         help="take speech regions from a reference RTTM (union of turns) or a UEM instead of the VAD")
     parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="who-is-who method (default: uisrnn with --uisrnn, enroll with --enroll/--profiles, else ahc)")
@@ -41,24 +46,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num_speakers", "--num-speakers", type=int, help="exact number of speakers")
     parser.add_argument("--min_speakers", "--min-speakers", type=int, help="at least this many speakers")
     parser.add_argument("--max_speakers", "--max-speakers", type=int, help="at most this many speakers")
+    parser.add_argument("--count-rule", "--count_rule", dest="count_rule", choices=COUNT_RULES, default="relative",
+                        help="speaker count of ahc/spectral/enroll without --num_speakers: relative (default; AHC cut at "
+                             "1.5x the recording's own within-turn distance), eigengap (normalised maximum eigengap, "
+                             "NME-SC) or threshold (the old fixed AHC cut at --threshold)")
     parser.add_argument("--threshold", type=float, default=0.5,
-                        help="AHC cosine-distance threshold; also sets the speaker count of spectral (default 0.5)")
-    parser.add_argument("--pool-rows", type=int, default=10,
+                        help="AHC cosine-distance cut of --count-rule threshold (default 0.5, tuned on synthetic voices)")
+    parser.add_argument("--pool-rows", "--pool_rows", type=int, default=10,
                         help="average this many normalised embedding rows before clustering (default 10 = 1 s)")
-    parser.add_argument("--min-cluster-size", type=int, default=20,
-                        help="smallest speaker in embedding rows, for HDBSCAN and AHC (default 20 = 2 s)")
+    parser.add_argument("--min-cluster-size", "--min_cluster_size", type=int, default=20,
+                        help="smallest speaker in embedding rows (default 20 = 2 s): smaller clusters and HDBSCAN noise "
+                             "join the nearest speaker")
     parser.add_argument("--uisrnn", metavar="MODEL", help="UIS-RNN model file (backend uisrnn; implies it)")
     parser.add_argument("--enroll", nargs="+", metavar="WAV", help="enrollment audio, one speaker per file (backend enroll)")
     parser.add_argument("--profiles", metavar="RSPECIFIER", help="Kaldi ark/scp of speaker embeddings (backend enroll)")
-    parser.add_argument("--unknown-threshold", type=float,
+    parser.add_argument("--unknown-threshold", "--unknown_threshold", type=float,
                         help="cosine similarity below which enrolled-speaker matching says 'unknown'")
     parser.add_argument("--smooth_size", "--smooth-size", type=int, default=83, help="label smoothing window, frames (83)")
     parser.add_argument("--dur_threshold", "--dur-threshold", type=int, default=10,
                         help="segments shorter than this many frames are merged or dropped (10)")
-    parser.add_argument("--short-segments", choices=("merge", "drop"), default="merge")
-    parser.add_argument("--vad-energy-threshold", type=float, default=1.0,
+    parser.add_argument("--short-segments", "--short_segments", choices=("merge", "drop"), default="merge")
+    parser.add_argument("--vad-energy-threshold", "--vad_energy_threshold", type=float, default=1.0,
                         help="energy VAD: nats above the noise floor (or Kaldi's rule with --vad-reference mean)")
-    parser.add_argument("--vad-reference", choices=("floor", "mean"), default="floor")
+    parser.add_argument("--vad-reference", "--vad_reference", choices=("floor", "mean"), default="floor")
     parser.add_argument("--format", default="rttm,vad", help=f"comma list of {', '.join(OUTPUT_FORMATS)} (default rttm,vad)")
     parser.add_argument("--plot", action="store_true", help="write OUT/<id>.png timelines")
     parser.add_argument("--ref", metavar="RTTM", help="reference RTTM: drawn above the hypothesis and scored")
@@ -98,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     params = dict(
         backend=backend, model=args.model or bundled_model(), step=args.step, num_speakers=args.num_speakers,
         min_speakers=args.min_speakers, max_speakers=args.max_speakers, smooth_size=args.smooth_size,
-        dur_threshold=args.dur_threshold, short_segments=args.short_segments, threshold=args.threshold,
+        dur_threshold=args.dur_threshold, short_segments=args.short_segments, count_rule=args.count_rule,
+        threshold=args.threshold,
         min_cluster_size=args.min_cluster_size, pool_rows=args.pool_rows, uisrnn=args.uisrnn, enroll=args.enroll, profiles=args.profiles,
         unknown_threshold=args.unknown_threshold,
         vad=EnergyVAD(energy_threshold=args.vad_energy_threshold, reference=args.vad_reference),

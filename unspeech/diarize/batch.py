@@ -85,27 +85,31 @@ _WORKER: dict[str, Any] = {}
 
 
 class _Collect(logging.Handler):
+    """Log records of a worker process, as ``(level, message)``, for the parent to log again."""
+
     def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
+        super().__init__(logging.DEBUG)
+        self.messages: list[tuple[int, str]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+        self.messages.append((record.levelno, record.getMessage()))
 
 
-def _init_worker(params: dict) -> None:
-    """Pool worker set-up: one BLAS thread each (nj processes must not oversubscribe the cores)."""
+def _init_worker(params: dict, level: int = logging.WARNING) -> None:
+    """Pool worker set-up: one BLAS thread each (nj processes must not oversubscribe the cores);
+    the package logs at the parent's level (its records are passed back with the results)."""
     from threadpoolctl import threadpool_limits
 
     from unspeech.diarize.pipeline import Diarizer
 
+    logging.getLogger("unspeech").setLevel(level)
     _WORKER["limits"] = threadpool_limits(1)
     _WORKER["diarizer"] = Diarizer(**params)
     _WORKER["capture"] = True
 
 
-def _run_one(job: tuple[str, str, list | None]) -> tuple[str, list[Turn] | None, str | None, float, list[str]]:
-    """Diarize one recording; never raises: ``(id, turns, error, audio seconds, warnings)``."""
+def _run_one(job: tuple[str, str, list | None]) -> tuple[str, list[Turn] | None, str | None, float, list[tuple[int, str]]]:
+    """Diarize one recording; never raises: ``(id, turns, error, audio seconds, log records)``."""
     file_id, source, speech = job
     handler = _Collect() if _WORKER.get("capture") else None
     pkg_logger = logging.getLogger("unspeech")
@@ -139,7 +143,8 @@ def _results(jobs: list, diarizer, params: dict, nj: int) -> Iterator[tuple]:
             _WORKER.clear()
         return
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(min(nj, len(jobs)), initializer=_init_worker, initargs=(params,)) as pool:
+    level = logging.getLogger("unspeech").getEffectiveLevel()
+    with ctx.Pool(min(nj, len(jobs)), initializer=_init_worker, initargs=(params, level)) as pool:
         yield from pool.imap_unordered(_run_one, jobs)
 
 
@@ -178,12 +183,13 @@ def diarize_batch(
     params = dict(params or {})
     diarizer = Diarizer(**params)
     diarizer._setup()  # a bad model, profile or option fails the whole batch once, up front
+    logger.info("diarizing %d recording(s): %s", len(recordings), diarizer.describe())
     jobs = [(rid, src, None if speech is None else list(speech.get(rid, []))) for rid, src in recordings.items()]
     result = BatchResult()
     started = time.perf_counter()
-    for done, (file_id, turns, error, seconds, warnings) in enumerate(_results(jobs, diarizer, params, nj), 1):
-        for message in warnings:
-            logger.warning("%s", message)
+    for done, (file_id, turns, error, seconds, records) in enumerate(_results(jobs, diarizer, params, nj), 1):
+        for level, message in records:
+            logger.log(level, "%s", message)
         result.durations[file_id] = seconds
         if error is not None:
             logger.error("%s: %s", file_id, error)

@@ -28,7 +28,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from unspeech.datadir import Turn
-from unspeech.diarize.clustering import CLUSTER_METHODS, assign_to_centroids, check_speaker_bounds, cluster_rows
+from unspeech.diarize.clustering import (
+    CLUSTER_METHODS,
+    assign_to_centroids,
+    check_count_rule,
+    check_speaker_bounds,
+    cluster_rows,
+)
 from unspeech.diarize.postprocess import NON_SPEECH, labels_to_turns, postprocess_labels
 from unspeech.diarize.profiles import SpeakerProfiles, l2_normalize
 from unspeech.diarize.vad import EnergyVAD, mask_from_spans, num_frames_of
@@ -58,9 +64,13 @@ class Diarizer:
     smooth_size : int, label smoothing window in frames (83)
     dur_threshold : int, shortest kept segment in frames (10 = 100 ms)
     short_segments : {"merge", "drop"}, what happens to shorter segments
-    threshold : float, AHC cosine-distance threshold (when the count is not fixed); it also gives
-        spectral clustering its speaker count (see :mod:`unspeech.diarize.clustering`)
-    min_cluster_size : int, the smallest speaker in rows (20 = 2 s at step 10), for HDBSCAN and AHC
+    count_rule : {"relative", "eigengap", "threshold"}, how backends "ahc", "spectral" and "enroll"
+        estimate the speaker count when ``num_speakers`` is not given: an AHC cut relative to the
+        recording's own within-turn distance (default), the normalised maximum eigengap
+        (:mod:`unspeech.diarize.speaker_count`) or the old fixed AHC cut at ``threshold``
+    threshold : float, AHC cosine-distance cut of ``count_rule="threshold"``
+    min_cluster_size : int, the smallest speaker in rows (20 = 2 s at step 10): HDBSCAN's smallest
+        cluster; smaller clusters of AHC and spectral (and HDBSCAN's noise) join the nearest speaker
     uisrnn : path of a UIS-RNN model saved by :class:`unspeech.uisrnn.UISRNN` (backend "uisrnn");
         it must have been trained on rows of the same embedder, as ``--gen_feat`` exports them
     enroll : list of enrollment audio paths, one speaker each (named by file name), or a mapping
@@ -89,6 +99,7 @@ class Diarizer:
         smooth_size: int = 83,
         dur_threshold: int = 10,
         short_segments: str = "merge",
+        count_rule: str = "relative",
         threshold: float = 0.5,
         min_cluster_size: int = 20,
         uisrnn: str | os.PathLike | None = None,
@@ -108,6 +119,7 @@ class Diarizer:
         self.smooth_size = smooth_size
         self.dur_threshold = dur_threshold
         self.short_segments = short_segments
+        self.count_rule = count_rule
         self.threshold = threshold
         self.min_cluster_size = min_cluster_size
         self.uisrnn = uisrnn
@@ -123,12 +135,38 @@ class Diarizer:
         names = list(inspect.signature(type(self).__init__).parameters)[1:]
         return {name: getattr(self, name) for name in names}
 
+    def describe(self) -> str:
+        """Which model and which speaker-count rule this diarizer uses, in one line for a log."""
+        from unspeech.diarize.embedders import bundled_model
+
+        model = os.fspath(self.model)
+        if model == "stats":
+            model = "stats (windowed fbank statistics, no model)"
+        elif os.path.abspath(model) == os.path.abspath(bundled_model()):
+            model = f"bundled {os.path.basename(os.path.normpath(model))} ({model})"
+        if self.num_speakers is not None:
+            count = f"fixed: {self.num_speakers}"
+        elif self.backend == "uisrnn":
+            count = "decided by the UIS-RNN"
+        elif self.backend == "hdbscan":
+            count = f"HDBSCAN's clusters of >= {self.min_cluster_size} rows (noise joins the nearest)"
+        elif self.count_rule == "relative":
+            count = "relative (AHC cut at 1.5x the recording's within-turn distance)"
+        elif self.count_rule == "eigengap":
+            count = "eigengap (normalised maximum eigengap, NME-SC)"
+        else:
+            count = f"threshold (AHC cut at cosine distance {self.threshold})"
+        bounds = [f"{name}={value}" for name, value in (("min_speakers", self.min_speakers), ("max_speakers", self.max_speakers))
+                  if value is not None and self.num_speakers is None]
+        return f"model {model}; backend {self.backend}; speaker count {count}" + (f" within {', '.join(bounds)}" if bounds else "")
+
     # ------------------------------------------------------------------ set-up
 
     def _check_params(self) -> None:
         if self.backend not in BACKENDS:
             raise ConfigError(f"`backend` must be one of {', '.join(BACKENDS)}. Received: backend={self.backend!r}")
         check_speaker_bounds(self.num_speakers, self.min_speakers, self.max_speakers)
+        check_count_rule(self.count_rule)
         if self.backend == "uisrnn" and not self.uisrnn:
             raise ConfigError("backend 'uisrnn' needs a trained model: pass `uisrnn` (--uisrnn MODEL)")
         if self.backend == "enroll" and not (self.enroll or self.profiles):
@@ -240,9 +278,11 @@ class Diarizer:
         labels = np.full(len(x), NON_SPEECH, dtype=np.int64)
         labels[core] = cluster_rows(
             x[core], method, self.num_speakers, self.min_speakers, self.max_speakers,
-            threshold=self.threshold, min_cluster_size=self.min_cluster_size, center=False, max_points=self.max_points,
+            count_rule=self.count_rule, threshold=self.threshold, min_cluster_size=self.min_cluster_size, center=False,
+            max_points=self.max_points, positions=np.flatnonzero(core), lag=int(self.pool_rows),
         )
         return self._extend(x, labels, core, speech_rows)
+
 
     @staticmethod
     def _extend(x: np.ndarray, labels: np.ndarray, core: np.ndarray, speech_rows: np.ndarray) -> np.ndarray:
@@ -327,6 +367,8 @@ class Diarizer:
         rows, fraction, core = self._rows(fbank, mask)
         report("embeddings", rows, completed=4, total=len(_STEPS))
         row_labels, names = self._row_labels(rows, fraction, core)
+        found = np.unique(row_labels[row_labels >= 0])
+        logger.info("%s: %d speaker%s", file_id, len(found), "" if len(found) == 1 else "s")
         frame_labels = np.repeat(row_labels, int(self.step))[: len(fbank)]
         frame_labels[~mask] = NON_SPEECH
         frame_labels = postprocess_labels(frame_labels, int(self.smooth_size), int(self.dur_threshold), self.short_segments)
