@@ -37,6 +37,9 @@ def test_uisrnn_backend_end_to_end(conversations, tmp_path):
     src = datadir.read_wav_scp(conversations / "wav.scp")["conv001"]
     turns = Diarizer(backend="uisrnn", uisrnn=str(tmp_path / "uisrnn.npz"), max_speakers=2)(src, file_id="conv001")
     assert turns and 1 <= len({t.speaker for t in turns}) <= 2
+    # a speaker of fewer rows than min_cluster_size is not counted (the recording has ~100 core rows)
+    whole = Diarizer(backend="uisrnn", uisrnn=str(tmp_path / "uisrnn.npz"), min_cluster_size=1000)(src, file_id="conv001")
+    assert len({t.speaker for t in whole}) == 1
 
 
 def test_uisrnn_of_other_dimension_is_refused(conversations, tmp_path):

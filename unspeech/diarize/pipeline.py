@@ -34,6 +34,7 @@ from unspeech.diarize.clustering import (
     check_count_rule,
     check_speaker_bounds,
     cluster_rows,
+    merge_small_clusters,
 )
 from unspeech.diarize.postprocess import NON_SPEECH, labels_to_turns, postprocess_labels
 from unspeech.diarize.profiles import SpeakerProfiles, l2_normalize
@@ -70,7 +71,8 @@ class Diarizer:
         (:mod:`unspeech.diarize.speaker_count`) or the old fixed AHC cut at ``threshold``
     threshold : float, AHC cosine-distance cut of ``count_rule="threshold"``
     min_cluster_size : int, the smallest speaker in rows (20 = 2 s at step 10): HDBSCAN's smallest
-        cluster; smaller clusters of AHC and spectral (and HDBSCAN's noise) join the nearest speaker
+        cluster; smaller clusters of AHC and spectral, HDBSCAN's noise and (without ``num_speakers``)
+        smaller UIS-RNN speakers join the nearest speaker: they are never counted as speakers
     uisrnn : path of a UIS-RNN model saved by :class:`unspeech.uisrnn.UISRNN` (backend "uisrnn");
         it must have been trained on rows of the same embedder, as ``--gen_feat`` exports them
     enroll : list of enrollment audio paths, one speaker each (named by file name), or a mapping
@@ -147,7 +149,7 @@ class Diarizer:
         if self.num_speakers is not None:
             count = f"fixed: {self.num_speakers}"
         elif self.backend == "uisrnn":
-            count = "decided by the UIS-RNN"
+            count = f"decided by the UIS-RNN (speakers under {self.min_cluster_size} rows join the nearest)"
         elif self.backend == "hdbscan":
             count = f"HDBSCAN's clusters of >= {self.min_cluster_size} rows (noise joins the nearest)"
         elif self.count_rule == "relative":
@@ -303,9 +305,12 @@ class Diarizer:
             _, _, inference_args = default_arguments()
             x = rows.astype(np.float64)
             labels = np.full(len(rows), NON_SPEECH, dtype=np.int64)
-            labels[core] = self.uisrnn_.predict(
+            decoded = np.asarray(self.uisrnn_.predict(
                 x[core], inference_args, num_speakers=self.num_speakers, max_speakers=self.max_speakers
-            )
+            ), dtype=np.int64)
+            if self.num_speakers is None:  # speakers under min_cluster_size rows join the nearest one
+                decoded = merge_small_clusters(l2_normalize(x[core]), decoded, int(self.min_cluster_size))
+            labels[core] = decoded
             return self._extend(x, labels, core, speech_rows), None
         if self.backend != "enroll":
             return self._cluster_labels(self._pooled(rows, core, center=True), core, speech_rows, self.backend), None
