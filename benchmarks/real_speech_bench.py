@@ -358,7 +358,7 @@ def main(argv=None) -> int:
     parser.add_argument("--conversation-seed", type=int, default=11, help="with --make-conversations (default 11)")
     parser.add_argument("--out", required=True, help="folder for results.json, results.md and work files")
     parser.add_argument("--model", help="context-model run dir (default: the bundled model)")
-    parser.add_argument("--backend", default="ahc", help="unspeech diarizer backend (default: the Diarizer's, ahc)")
+    parser.add_argument("--backend", default=None, help="unspeech diarizer backend (default: the Diarizer's)")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"subset of {','.join(SYSTEMS)}")
     parser.add_argument("--peer-python", default=str(ROOT / "exp" / "peer_venv" / "bin" / "python"))
     parser.add_argument("--peer-rate", type=float, default=2.5, help="peer d-vectors per second (2.5 = every 0.4 s)")
@@ -373,6 +373,10 @@ def main(argv=None) -> int:
                         help="torch threads of the peer (default 1: on 2 busy cores, 2 threads ran 10x slower)")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
+    if args.backend is None:
+        from unspeech.diarize import Diarizer
+
+        args.backend = Diarizer().backend
     _quiet = args.quiet
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notes of the few padded batch shapes

@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--oracle-speech", "--oracle_speech", metavar="RTTM_OR_UEM",
                         help="take speech regions from a reference RTTM (union of turns) or a UEM instead of the VAD")
     parser.add_argument("--backend", choices=BACKENDS, default=None,
-                        help="who-is-who method (default: uisrnn with --uisrnn, enroll with --enroll/--profiles, else ahc)")
+                        help="who-is-who method (default: uisrnn with --uisrnn, enroll with --enroll/--profiles, else spectral)")
     parser.add_argument("--model", default=None,
                         help="training run directory of the context model, or 'stats' (windowed fbank statistics, "
                              "a model-free baseline); default: the run shipped in models/, else stats")
@@ -46,10 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num_speakers", "--num-speakers", type=int, help="exact number of speakers")
     parser.add_argument("--min_speakers", "--min-speakers", type=int, help="at least this many speakers")
     parser.add_argument("--max_speakers", "--max-speakers", type=int, help="at most this many speakers")
-    parser.add_argument("--count-rule", "--count_rule", dest="count_rule", choices=COUNT_RULES, default="relative",
-                        help="speaker count of ahc/spectral/enroll without --num_speakers: relative (default; AHC cut at "
-                             "1.5x the recording's own within-turn distance), eigengap (normalised maximum eigengap, "
-                             "NME-SC) or threshold (the old fixed AHC cut at --threshold)")
+    parser.add_argument("--count-rule", "--count_rule", dest="count_rule", choices=COUNT_RULES, default="eigengap",
+                        help="speaker count of ahc/spectral/enroll without --num_speakers: eigengap (default; normalised "
+                             "maximum eigengap, NME-SC), relative (AHC cut at 1.5x the recording's own within-turn "
+                             "distance) or threshold (the old fixed AHC cut at --threshold)")
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="AHC cosine-distance cut of --count-rule threshold (default 0.5, tuned on synthetic voices)")
     parser.add_argument("--pool-rows", "--pool_rows", type=int, default=10,
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from unspeech.diarize.embedders import bundled_model
     from unspeech.diarize.vad import EnergyVAD
 
-    backend = args.backend or ("uisrnn" if args.uisrnn else "enroll" if (args.enroll or args.profiles) else "ahc")
+    backend = args.backend or ("uisrnn" if args.uisrnn else "enroll" if (args.enroll or args.profiles) else "spectral")
     params = dict(
         backend=backend, model=args.model or bundled_model(), step=args.step, num_speakers=args.num_speakers,
         min_speakers=args.min_speakers, max_speakers=args.max_speakers, smooth_size=args.smooth_size,

@@ -19,11 +19,12 @@ Speaker counts (``ahc`` and ``spectral``, and the ``enroll`` backend that cluste
 (:mod:`unspeech.diarize.speaker_count`; both new rules first test for a single speaker: rows 1 s
 apart no more alike than any two rows):
 
-* ``"relative"`` (default) — AHC cut at 1.5 times the recording's own within-turn distance (the
+* ``"eigengap"`` (the diarizer's default) — the normalised maximum eigengap of the recording's
+  p-nearest-neighbour affinity graph (NME-SC, Park et al. 2019); with the bundled real-speech model
+  the best rule on real and on synthetic conversations alike (see the module notes of
+  :mod:`~unspeech.diarize.speaker_count`);
+* ``"relative"`` — AHC cut at 1.5 times the recording's own within-turn distance (the
   median cosine distance of rows 1 s apart), so the cut follows the embedding space and the corpus;
-* ``"eigengap"`` — the normalised maximum eigengap of the recording's p-nearest-neighbour affinity
-  graph (NME-SC, Park et al. 2019); best on real speech, but it under-counts synthetic voices that
-  group by TTS engine (see the module notes of :mod:`~unspeech.diarize.speaker_count`);
 * ``"threshold"`` — the old rule: AHC cut at cosine distance ``threshold`` (0.5, tuned on synthetic
   voices), clusters under ``min_cluster_size`` rows not counted (:func:`ahc_speakers`). It
   over-counted real speech badly (38 speakers found for 23 in 8 LibriSpeech conversations; 15 in

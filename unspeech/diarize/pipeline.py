@@ -66,9 +66,9 @@ class Diarizer:
     dur_threshold : int, shortest kept segment in frames (10 = 100 ms)
     short_segments : {"merge", "drop"}, what happens to shorter segments
     count_rule : {"relative", "eigengap", "threshold"}, how backends "ahc", "spectral" and "enroll"
-        estimate the speaker count when ``num_speakers`` is not given: an AHC cut relative to the
-        recording's own within-turn distance (default), the normalised maximum eigengap
-        (:mod:`unspeech.diarize.speaker_count`) or the old fixed AHC cut at ``threshold``
+        estimate the speaker count when ``num_speakers`` is not given: the normalised maximum
+        eigengap (default; :mod:`unspeech.diarize.speaker_count`), an AHC cut relative to the
+        recording's own within-turn distance, or the old fixed AHC cut at ``threshold``
     threshold : float, AHC cosine-distance cut of ``count_rule="threshold"``
     min_cluster_size : int, the smallest speaker in rows (20 = 2 s at step 10): HDBSCAN's smallest
         cluster; smaller clusters of AHC and spectral, HDBSCAN's noise and (without ``num_speakers``)
@@ -92,7 +92,7 @@ class Diarizer:
 
     def __init__(
         self,
-        backend: str = "ahc",
+        backend: str = "spectral",
         model: str | os.PathLike = "stats",
         step: int = 10,
         num_speakers: int | None = None,
@@ -101,7 +101,7 @@ class Diarizer:
         smooth_size: int = 83,
         dur_threshold: int = 10,
         short_segments: str = "merge",
-        count_rule: str = "relative",
+        count_rule: str = "eigengap",
         threshold: float = 0.5,
         min_cluster_size: int = 20,
         uisrnn: str | os.PathLike | None = None,
