@@ -60,6 +60,7 @@ import numpy as np
 from unspeech.audio import TARGET_RATE, write_audio
 from unspeech.corpus import (CORPUS_LAYOUTS, CorpusUtterance, detect_corpus_layout, load_corpus,
                              load_corpus_utterances, read_speaker_list)
+from unspeech.diarize.vad import spans_from_mask
 from unspeech.errors import ConfigError, DataError
 from unspeech.synth import (ChannelProfile, SynthSummary, _apply_channel, _audio_path, _check_range, _draw_channel,
                             _parallel_map, _write_conversation_tables)
@@ -130,9 +131,8 @@ def _frame_levels(x: np.ndarray) -> np.ndarray:
 
 
 def _runs(mask: np.ndarray) -> np.ndarray:
-    """``[start, end)`` of the True runs of a boolean vector, ndarray of shape (n_runs, 2)."""
-    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return np.stack([np.flatnonzero(d == 1), np.flatnonzero(d == -1)], axis=1)
+    """``[start, end)`` of the True runs of a boolean vector, ndarray of shape (n_runs, 2), int64."""
+    return np.array(spans_from_mask(mask), dtype=np.int64).reshape(-1, 2)
 
 
 def _speech_frames(levels: np.ndarray) -> np.ndarray:

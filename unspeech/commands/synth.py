@@ -64,7 +64,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="never these corpus speakers (one id a line)")
 
 
-
 _TTS_ONLY = {"engines": "--engines", "num_speakers": "--num-speakers"}
 _CORPUS_ONLY = {"turn_seconds": "--turn-seconds", "gain_db": "--gain-db", "speaker_list": "--speaker-list",
                 "exclude_speakers": "--exclude-speakers"}

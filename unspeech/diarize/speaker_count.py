@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from unspeech.diarize.profiles import l2_normalize
 from unspeech.errors import ConfigError, DataError
 
 __all__ = [
@@ -155,8 +156,7 @@ def _lag_distances(rows: np.ndarray, positions: np.ndarray | None, lag: int) -> 
     """Cosine distances of the row pairs exactly ``lag`` positions apart, ``(n_pairs,)``, and the
     mean cosine distance of all pairs (rows centred and L2-normalised first)."""
     x = np.asarray(rows, dtype=np.float64)
-    x = x - x.mean(axis=0)
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    x = l2_normalize(x - x.mean(axis=0))
     pos = np.arange(len(x)) if positions is None else np.asarray(positions, dtype=np.int64)
     later = np.searchsorted(pos, pos + lag)
     ok = later < len(pos)
@@ -221,7 +221,7 @@ def _centred_sample(x: np.ndarray, max_points: int) -> np.ndarray:
     x = x - x.mean(axis=0)
     if len(x) > max_points:
         x = x[np.linspace(0, len(x) - 1, int(max_points)).round().astype(np.int64)]
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return l2_normalize(x)
 
 
 def _relative_count(x: np.ndarray, low: int, high: int, positions, lag: int, factor: float, min_cluster_size: int,
