@@ -62,12 +62,14 @@ def _split(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argpars
 
 def run(args: argparse.Namespace) -> int:
     from unspeech.errors import ConfigError
+    from unspeech.extras import require_tensorflow
     from unspeech.uisrnn import glue
     from unspeech.uisrnn.arguments import build_parsers
     from unspeech.uisrnn.model import UISRNN
 
     model_parser, training_parser, inference_parser = build_parsers()
     if args.action == "train":
+        require_tensorflow("unspeech uisrnn train")  # before reading or writing anything
         model_args = _split(args, model_parser)
         if args.quiet:
             model_args.verbosity = min(model_args.verbosity, 1)

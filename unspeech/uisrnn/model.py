@@ -1,26 +1,28 @@
-"""The :class:`UISRNN` estimator: same calls as the ``uisrnn`` library, TensorFlow inside.
+"""The :class:`UISRNN` estimator: same calls as the ``uisrnn`` library.
 
-Training runs a compiled Keras 3 / TensorFlow step (see :mod:`unspeech.uisrnn.network`);
-prediction runs the vectorized NumPy beam search of :mod:`unspeech.uisrnn.decoding` on the
-exported weights. Saved models are ``.npz`` archives of plain arrays plus a JSON header: no
-pickled objects, readable on any device and without TensorFlow.
+The model's state is a set of NumPy arrays (:class:`~unspeech.uisrnn.weights.DecoderWeights`):
+construction, :meth:`~UISRNN.load`, :meth:`~UISRNN.save` and every ``predict`` run on NumPy
+alone (the vectorized beam search of :mod:`unspeech.uisrnn.decoding`), so a default install
+without TensorFlow decodes. Training builds the Keras 3 / TensorFlow network of
+:mod:`unspeech.uisrnn.network` from those arrays on the first :meth:`~UISRNN.fit` (and needs
+the ``train`` extra). Saved models are ``.npz`` archives of plain arrays plus a JSON header:
+no pickled objects, readable on any device and without TensorFlow.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 from typing import Iterable, Iterator
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from unspeech._fileutil import atomic_open
 from unspeech.errors import ConfigError, DataError
-from unspeech.uisrnn.decoding import DecoderWeights, OnlineDecoder, decode_batch, decode_sequence
-from unspeech.uisrnn.network import CoreRNN, make_train_step, pack_batch
+from unspeech.extras import require_tensorflow
+from unspeech.uisrnn.decoding import OnlineDecoder, decode_batch, decode_sequence
 from unspeech.uisrnn.utils import (
     InputTypeError,
     Logger,
@@ -29,6 +31,7 @@ from unspeech.uisrnn.utils import (
     estimate_transition_bias,
     speaker_index_sets,
 )
+from unspeech.uisrnn.weights import DecoderWeights
 
 __all__ = ["UISRNN", "FORMAT_NAME"]
 
@@ -84,23 +87,30 @@ class UISRNN:
 
     Attributes
     ----------
-    rnn_model : CoreRNN
-        The Keras network.
-    rnn_init_hidden : keras.Variable of shape (rnn_depth, rnn_hidden_size)
-        Learned initial GRU state of every speaker.
-    sigma2 : keras.Variable of shape (observation_dim,)
-        Observation variance per dimension (learned unless ``args.sigma2`` is given).
     transition_bias : float or None
         Probability of a speaker change; estimated by :meth:`fit` unless given.
     transition_bias_denominator : float
         Number of adjacent pairs (+ smoothing) behind the estimate, to merge repeated fits.
     crp_alpha : float
+    rnn_model : CoreRNN
+        The Keras network (built on first access; needs TensorFlow).
+    rnn_init_hidden : keras.Variable of shape (rnn_depth, rnn_hidden_size)
+        Learned initial GRU state of every speaker (needs TensorFlow).
+    sigma2 : keras.Variable of shape (observation_dim,)
+        Observation variance per dimension, learned unless ``args.sigma2`` is given (needs
+        TensorFlow; :meth:`decoder_weights` holds the same values as NumPy arrays).
+    loss_history_ : list of float
+        Training loss of every iteration of every :meth:`fit` call.
 
     Notes
     -----
-    Repeated :meth:`fit` calls continue training the same weights with the same Adam optimizer
-    state (moments and step count carry over; each call sets the learning rate from its own
-    ``training_args``). :meth:`load` replaces the weights and starts a fresh optimizer.
+    Without TensorFlow the model is its NumPy weights: construction, :meth:`load`,
+    :meth:`save` and prediction work, and :meth:`fit` raises
+    :class:`~unspeech.extras.MissingExtraError`. With it, the first :meth:`fit` builds the
+    network from the current weights (fresh or loaded). Repeated :meth:`fit` calls continue
+    training the same weights with the same Adam optimizer state (moments and step count carry
+    over; each call sets the learning rate from its own ``training_args``). :meth:`load`
+    replaces the weights and starts a fresh optimizer.
     """
 
     def __init__(self, args, seed: int | None = 0):
@@ -121,19 +131,49 @@ class UISRNN:
         self._rng = np.random.default_rng(seed)
         self._optimizer = None
         self._train_step = None
-        self._decoder_weights: DecoderWeights | None = None
-        with self._on_device():
-            self.rnn_model = CoreRNN(self.observation_dim, self.rnn_hidden_size, self.rnn_depth,
-                                     self.rnn_dropout, seed=seed, name="uisrnn_core")
-            self.rnn_model.build(None)
-            self.rnn_init_hidden = keras.Variable(
-                np.zeros((self.rnn_depth, self.rnn_hidden_size), np.float32), name="rnn_init_hidden")
-            initial = INITIAL_SIGMA2 if self.estimate_sigma2 else float(args.sigma2)
-            self.sigma2 = keras.Variable(np.full(self.observation_dim, initial, np.float32),
-                                         trainable=self.estimate_sigma2, name="sigma2")
+        self._network = None  # (CoreRNN, init_hidden, sigma2) once training needs them
+        initial = INITIAL_SIGMA2 if self.estimate_sigma2 else float(args.sigma2)
+        self._weights: DecoderWeights | None = DecoderWeights.initial(
+            self.observation_dim, self.rnn_hidden_size, self.rnn_depth, sigma2=initial,
+            seed=None if seed is None else int(seed) + 1)
 
     def _on_device(self):
-        return tf.device(self.device) if self.device else contextlib.nullcontext()
+        if not self.device:
+            return contextlib.nullcontext()
+        import tensorflow as tf
+
+        return tf.device(self.device)
+
+    def _ensure_network(self):
+        """The Keras network and variables, built from the current NumPy weights on first use."""
+        if self._network is None:
+            require_tensorflow("UIS-RNN training")
+            import keras
+
+            from unspeech.uisrnn.network import CoreRNN
+
+            weights = self.decoder_weights()
+            with self._on_device():
+                core = CoreRNN(self.observation_dim, self.rnn_hidden_size, self.rnn_depth,
+                               self.rnn_dropout, seed=self.seed, name="uisrnn_core")
+                core.build(None)
+                core.set_numpy_weights(weights)
+                init_hidden = keras.Variable(weights.init_hidden, name="rnn_init_hidden")
+                sigma2 = keras.Variable(weights.sigma2, trainable=self.estimate_sigma2, name="sigma2")
+            self._network = (core, init_hidden, sigma2)
+        return self._network
+
+    @property
+    def rnn_model(self):
+        return self._ensure_network()[0]
+
+    @property
+    def rnn_init_hidden(self):
+        return self._ensure_network()[1]
+
+    @property
+    def sigma2(self):
+        return self._ensure_network()[2]
 
     # -- training --------------------------------------------------------------------------
     def fit(self, train_sequences, train_cluster_ids, args) -> "UISRNN":
@@ -150,6 +190,7 @@ class UISRNN:
         args : argparse.Namespace
             Training options (``training_args``).
         """
+        require_tensorflow("UIS-RNN training")
         _check_training_args(args)
         if isinstance(train_sequences, np.ndarray):
             if self.estimate_transition_bias:
@@ -190,6 +231,7 @@ class UISRNN:
 
         Unlike :meth:`fit`, this does not touch the transition bias.
         """
+        require_tensorflow("UIS-RNN training")
         _check_training_args(args)
         seq, labels = self._check_training_pair(train_sequence, train_cluster_id, "train_sequence")
         codes = encode_labels([labels], unique_per_sequence=False)[0]
@@ -211,13 +253,22 @@ class UISRNN:
 
     def _ensure_optimizer(self, learning_rate: float):
         if self._optimizer is None:
+            import keras
+
+            from unspeech.uisrnn.network import make_train_step
+
+            core, init_hidden, sigma2 = self._ensure_network()
             with self._on_device():
                 self._optimizer = keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-8)
-                self._train_step = make_train_step(self.rnn_model, self.rnn_init_hidden, self.sigma2,
-                                                   self._optimizer, self.estimate_sigma2)
+                self._train_step = make_train_step(core, init_hidden, sigma2, self._optimizer,
+                                                   self.estimate_sigma2)
         return self._optimizer
 
     def _train(self, sequence: np.ndarray, codes: np.ndarray, args) -> None:
+        import tensorflow as tf
+
+        from unspeech.uisrnn.network import pack_batch
+
         if len(sequence) == 0:
             raise DataError("no training entries: every training sequence is empty")
         index_sets = speaker_index_sets(codes, args.num_permutations, self._rng)
@@ -226,13 +277,12 @@ class UISRNN:
         for row, indices in enumerate(index_sets):
             table[row, : len(indices)] = indices
         data = np.ascontiguousarray(sequence, dtype=np.float32)
-
         optimizer = self._ensure_optimizer(args.learning_rate)
         half_life = int(getattr(args, "learning_rate_half_life", 0) or 0)
         constants = [tf.constant(float(v), tf.float32) for v in (
             args.sigma_alpha, args.sigma_beta, args.regularization_weight, args.grad_max_norm)]
         current_rate = None
-        self._decoder_weights = None
+        self._weights = None  # the network's variables hold the weights from now on
         self.logger.print(3, f"Training on {len(sequence)} entries, {len(index_sets)} speaker "
                              f"sub-sequences (longest {int(lengths.max())})")
         with self._on_device():
@@ -256,20 +306,19 @@ class UISRNN:
 
     # -- inference -------------------------------------------------------------------------
     def decoder_weights(self) -> DecoderWeights:
-        """The current weights as NumPy arrays for :mod:`unspeech.uisrnn.decoding` (cached)."""
-        if self._decoder_weights is None:
-            core = self.rnn_model
-            arr = lambda v: np.array(keras.ops.convert_to_numpy(v), dtype=np.float32)  # noqa: E731
-            self._decoder_weights = DecoderWeights(
-                kernels=tuple(arr(v) for v in core.kernels),
-                recurrent_kernels=tuple(arr(v) for v in core.recurrent_kernels),
-                biases=tuple(np.stack([arr(a), arr(b)]) for a, b in zip(core.input_biases,
-                                                                      core.recurrent_biases)),
-                dense1_kernel=arr(core.dense1_kernel), dense1_bias=arr(core.dense1_bias),
-                dense2_kernel=arr(core.dense2_kernel), dense2_bias=arr(core.dense2_bias),
-                init_hidden=arr(self.rnn_init_hidden), sigma2=arr(self.sigma2),
-                transition_bias=self.transition_bias, crp_alpha=self.crp_alpha)
-        return self._decoder_weights
+        """The current weights as NumPy arrays (see :class:`~unspeech.uisrnn.weights.DecoderWeights`).
+
+        Holds this model's ``transition_bias`` and ``crp_alpha``; after training the arrays are
+        read from the network once and cached until the next :meth:`fit`.
+        """
+        if self._weights is None:
+            core, init_hidden, sigma2 = self._network
+            self._weights = core.get_numpy_weights(init_hidden, sigma2)
+        weights = self._weights
+        if weights.transition_bias != self.transition_bias or weights.crp_alpha != self.crp_alpha:
+            weights = self._weights = dataclasses.replace(
+                weights, transition_bias=self.transition_bias, crp_alpha=self.crp_alpha)
+        return weights
 
     def _decode_options(self, args, num_speakers=None, max_speakers=None) -> dict:
         return dict(beam_size=args.beam_size, look_ahead=args.look_ahead,
@@ -386,29 +435,35 @@ class UISRNN:
             if int(header[name]) != getattr(self, name):
                 raise ConfigError(f"{filepath} holds a model with {name}={header[name]} but this model "
                                   f"has {name}={getattr(self, name)}")
-        core = self.rnn_model
         try:
-            for layer in range(self.rnn_depth):
-                core.kernels[layer].assign(arrays[f"gru{layer}_kernel"])
-                core.recurrent_kernels[layer].assign(arrays[f"gru{layer}_recurrent_kernel"])
-                core.input_biases[layer].assign(arrays[f"gru{layer}_bias"][0])
-                core.recurrent_biases[layer].assign(arrays[f"gru{layer}_bias"][1])
-            for name in ("dense1_kernel", "dense1_bias", "dense2_kernel", "dense2_bias"):
-                getattr(core, name).assign(arrays[name])
-            self.rnn_init_hidden.assign(arrays["init_hidden"])
-            self.sigma2.assign(arrays["sigma2"])
-        except (KeyError, ValueError) as exc:
-            raise DataError(f"{filepath}: missing or misshapen weights ({exc})") from None
+            weights = DecoderWeights(
+                kernels=tuple(arrays[f"gru{layer}_kernel"] for layer in range(self.rnn_depth)),
+                recurrent_kernels=tuple(arrays[f"gru{layer}_recurrent_kernel"] for layer in range(self.rnn_depth)),
+                biases=tuple(arrays[f"gru{layer}_bias"] for layer in range(self.rnn_depth)),
+                dense1_kernel=arrays["dense1_kernel"], dense1_bias=arrays["dense1_bias"],
+                dense2_kernel=arrays["dense2_kernel"], dense2_bias=arrays["dense2_bias"],
+                init_hidden=arrays["init_hidden"], sigma2=arrays["sigma2"],
+                transition_bias=None, crp_alpha=1.0)
+        except KeyError as exc:
+            raise DataError(f"{filepath}: missing weights ({exc})") from None
+        self._set_weights(weights, filepath)
         bias = header.get("transition_bias")
         self.transition_bias = None if bias is None else float(bias)
         self.transition_bias_denominator = float(header.get("transition_bias_denominator", 0.0))
         self.crp_alpha = float(header["crp_alpha"])
-        self._optimizer = None
-        self._train_step = None
-        self._decoder_weights = None
         self.logger.print(3, f"Loaded model from {filepath} with transition_bias={self.transition_bias}, "
                              f"crp_alpha={self.crp_alpha}, mean sigma2={float(np.mean(arrays['sigma2'])):.6g}")
         return self
+
+    def _set_weights(self, weights: DecoderWeights, source) -> None:
+        """Adopt ``weights`` as the model state; a built network and its optimizer are dropped."""
+        problem = weights.shape_problem(self.observation_dim, self.rnn_hidden_size, self.rnn_depth)
+        if problem:
+            raise DataError(f"{os.fspath(source)}: misshapen weights: {problem}")
+        self._weights = weights.astype(np.float32)
+        self._network = None
+        self._optimizer = None
+        self._train_step = None
 
     @classmethod
     def from_file(cls, filepath, verbosity: int = 3, enable_cuda: bool = True) -> "UISRNN":

@@ -82,6 +82,30 @@ class CoreRNN(keras.layers.Layer):
                                            name="dense2_bias")
         super().build(input_shape)
 
+    def set_numpy_weights(self, weights) -> None:
+        """Copy the network arrays of a :class:`~unspeech.uisrnn.weights.DecoderWeights` in."""
+        for layer in range(self.depth):
+            self.kernels[layer].assign(weights.kernels[layer])
+            self.recurrent_kernels[layer].assign(weights.recurrent_kernels[layer])
+            self.input_biases[layer].assign(weights.biases[layer][0])
+            self.recurrent_biases[layer].assign(weights.biases[layer][1])
+        for name in ("dense1_kernel", "dense1_bias", "dense2_kernel", "dense2_bias"):
+            getattr(self, name).assign(getattr(weights, name))
+
+    def get_numpy_weights(self, init_hidden, sigma2):
+        """The network arrays plus ``init_hidden`` and ``sigma2`` as a ``DecoderWeights``
+        (transition bias unset, ``crp_alpha`` 1: the estimator fills in its own)."""
+        from unspeech.uisrnn.weights import DecoderWeights
+
+        arr = lambda v: np.array(keras.ops.convert_to_numpy(v), dtype=np.float32)  # noqa: E731
+        return DecoderWeights(
+            kernels=tuple(arr(v) for v in self.kernels),
+            recurrent_kernels=tuple(arr(v) for v in self.recurrent_kernels),
+            biases=tuple(np.stack([arr(a), arr(b)]) for a, b in zip(self.input_biases, self.recurrent_biases)),
+            dense1_kernel=arr(self.dense1_kernel), dense1_bias=arr(self.dense1_bias),
+            dense2_kernel=arr(self.dense2_kernel), dense2_bias=arr(self.dense2_bias),
+            init_hidden=arr(init_hidden), sigma2=arr(sigma2), transition_bias=None, crp_alpha=1.0)
+
     def _run_layer(self, layer: int, rows, grid_index, batch_sizes, initial):
         """One GRU layer over a packed batch.
 

@@ -39,8 +39,55 @@ class DecoderWeights:
     dense2_bias: np.ndarray
     init_hidden: np.ndarray
     sigma2: np.ndarray
-    transition_bias: float
+    transition_bias: float | None
     crp_alpha: float
+
+    @classmethod
+    def initial(cls, observation_dim: int, hidden_size: int, depth: int = 1, sigma2: float = 0.1,
+                seed: int | None = None, dtype=np.float32) -> "DecoderWeights":
+        """Untrained weights: every network array uniform in ``+-1/sqrt(hidden_size)``.
+
+        ``init_hidden`` starts at zero and ``sigma2`` at the given value in every dimension;
+        the transition bias is unset (None) and ``crp_alpha`` is 1. The same seed gives the
+        same arrays; None draws fresh randomness.
+        """
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / np.sqrt(hidden_size)
+
+        def uniform(*shape):
+            return rng.uniform(-bound, bound, shape).astype(dtype)
+
+        kernels, recurrent, biases = [], [], []
+        for layer in range(depth):
+            kernels.append(uniform(observation_dim if layer == 0 else hidden_size, 3 * hidden_size))
+            recurrent.append(uniform(hidden_size, 3 * hidden_size))
+            biases.append(uniform(2, 3 * hidden_size))
+        return cls(kernels=tuple(kernels), recurrent_kernels=tuple(recurrent), biases=tuple(biases),
+                   dense1_kernel=uniform(hidden_size, hidden_size), dense1_bias=uniform(hidden_size),
+                   dense2_kernel=uniform(hidden_size, observation_dim), dense2_bias=uniform(observation_dim),
+                   init_hidden=np.zeros((depth, hidden_size), dtype),
+                   sigma2=np.full(observation_dim, sigma2, dtype), transition_bias=None, crp_alpha=1.0)
+
+    def shape_problem(self, observation_dim: int, hidden_size: int, depth: int) -> str | None:
+        """None when every array has the shape of that architecture, else what is wrong."""
+        if not (len(self.kernels) == len(self.recurrent_kernels) == len(self.biases) == depth):
+            return f"{len(self.kernels)} GRU layers, expected {depth}"
+        gates = 3 * hidden_size
+        expected = [(f"gru{layer}_kernel", self.kernels[layer],
+                     (observation_dim if layer == 0 else hidden_size, gates)) for layer in range(depth)]
+        expected += [(f"gru{layer}_recurrent_kernel", self.recurrent_kernels[layer], (hidden_size, gates))
+                     for layer in range(depth)]
+        expected += [(f"gru{layer}_bias", self.biases[layer], (2, gates)) for layer in range(depth)]
+        expected += [("dense1_kernel", self.dense1_kernel, (hidden_size, hidden_size)),
+                     ("dense1_bias", self.dense1_bias, (hidden_size,)),
+                     ("dense2_kernel", self.dense2_kernel, (hidden_size, observation_dim)),
+                     ("dense2_bias", self.dense2_bias, (observation_dim,)),
+                     ("init_hidden", self.init_hidden, (depth, hidden_size)),
+                     ("sigma2", self.sigma2, (observation_dim,))]
+        for name, array, shape in expected:
+            if np.shape(array) != shape:
+                return f"{name} has shape {np.shape(array)}, expected {shape}"
+        return None
 
     @property
     def observation_dim(self) -> int:
