@@ -207,3 +207,114 @@ def test_written_files_get_normal_permissions(tmp_path):
     os.umask(mask)
     for name in ("x.ark", "x.scp"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~mask
+
+
+# --------------------------------------------------------------------------- scp row/column ranges
+
+
+def _ranged_scp(tmp_path, compress=None, text=False):
+    """An ark of 3 matrices (12 x 40 ... ) and an scp of range entries over it, as
+    subsegment_data_dir.sh / limit_feature_dim.sh write them (plus kaldiio's other forms)."""
+    mats = _mats(n=3, dim=40, seed=3)
+    mats = {u: np.vstack([m] * 4) for u, m in mats.items()}  # 12, 16, 20 rows
+    kwargs = {"compress": compress} if compress else {}
+    kaldi_io.write_mats(tmp_path / "x.ark", mats.items(), tmp_path / "full.scp", text=text, **kwargs)
+    loc = dict(kaldi_io.read_scp_entries(tmp_path / "full.scp"))
+    ranges = {
+        "utt0-a": ("utt0", "[3:10]"),
+        "utt0-b": ("utt0", "[3:10,0:19]"),
+        "utt1-c": ("utt1", "[:,0:19]"),
+        "utt1-d": ("utt1", "[,5:5]"),
+        "utt2-e": ("utt2", "[0:19,:]"),
+        "utt2-f": ("utt2", "[7]"),
+        "utt2-g": ("utt2", "[ 2:4 , 1:2 ]"),
+    }
+    lines = [f"{new} {loc[src]}{rng}\n" for new, (src, rng) in ranges.items()]
+    (tmp_path / "r.scp").write_text("".join(lines))
+    return mats
+
+
+@pytest.mark.parametrize("compress", [None, "auto", "two_byte_auto", "one_byte_auto"])
+def test_scp_ranges_match_kaldiio(tmp_path, compress):
+    _ranged_scp(tmp_path, compress)
+    expected = kaldiio.load_scp(str(tmp_path / "r.scp"))
+    ids, feats = kaldi_io.load_mats(tmp_path / "r.scp", same_dim=False)
+    assert ids == list(expected)
+    shapes = [f.shape for f in feats]
+    assert shapes == [(8, 40), (8, 20), (16, 20), (16, 1), (20, 40), (1, 40), (3, 2)]
+    for u, f in zip(ids, feats):
+        np.testing.assert_array_equal(f, expected[u])
+        assert f.flags.c_contiguous
+
+
+def test_scp_ranges_in_text_ark_and_offsetless_file(tmp_path):
+    mats = _ranged_scp(tmp_path, text=True)
+    got = dict(kaldi_io.iter_mats(f"scp:{tmp_path / 'r.scp'}"))
+    np.testing.assert_allclose(got["utt0-b"], mats["utt0"][3:11, 0:20], rtol=1e-6)
+    # a file holding one matrix, addressed without an offset (Kaldi: x.mat[3:10])
+    kaldiio.save_mat(str(tmp_path / "one.mat"), mats["utt1"])
+    (tmp_path / "m.scp").write_text(f"u {tmp_path / 'one.mat'}[3:10,2:3]\n")
+    ids, feats = kaldi_io.readScp(tmp_path / "m.scp")
+    np.testing.assert_array_equal(feats[0], mats["utt1"][3:11, 2:4])
+    np.testing.assert_array_equal(feats[0], kaldiio.load_scp(str(tmp_path / "m.scp"))["u"])
+
+
+def test_scp_ranges_through_feature_store(tmp_path):
+    """readArk with and without memmap (FeatureStore's two sinks) applies the ranges too."""
+    mats = _ranged_scp(tmp_path)
+    (tmp_path / "rows.scp").write_text(
+        "".join(l for l in (tmp_path / "r.scp").read_text().splitlines(True) if "-a " in l or "-e " in l))
+    for memmap_dir in (None, tmp_path / "cache"):
+        ids, feats = kaldi_io.readArk(f"scp:{tmp_path / 'rows.scp'}", memmap_dir=memmap_dir)
+        assert ids == ["utt0-a", "utt2-e"]
+        np.testing.assert_array_equal(feats[0], mats["utt0"][3:11])
+        np.testing.assert_array_equal(feats[1], mats["utt2"][0:20])
+
+
+def test_scp_range_row_tolerance_like_kaldi(tmp_path, caplog):
+    """A last row up to 2 past the end is clipped with a warning (Kaldi's tolerance); 3 is an error."""
+    mats = _ranged_scp(tmp_path)
+    loc = dict(kaldi_io.read_scp_entries(tmp_path / "full.scp"))["utt0"]  # 12 rows
+    (tmp_path / "t.scp").write_text(f"ok {loc}[8:13]\n")
+    with caplog.at_level("WARNING"):
+        _, feats = kaldi_io.readScp(tmp_path / "t.scp")
+    np.testing.assert_array_equal(feats[0], mats["utt0"][8:])
+    assert "clipped" in caplog.text
+    np.testing.assert_array_equal(feats[0], kaldiio.load_scp(str(tmp_path / "t.scp"))["ok"])
+    (tmp_path / "t.scp").write_text(f"bad {loc}[8:14]\n")
+    with pytest.raises(DataError, match=r"t\.scp: utterance 'bad' .*row range 8:14 lies outside the matrix of 12 rows"):
+        kaldi_io.readScp(tmp_path / "t.scp")
+
+
+@pytest.mark.parametrize(
+    "rng, message",
+    [
+        ("[3:10,0:40]", r"column range 0:40 lies outside the matrix of 12 rows x 40 columns"),
+        ("[12:12]", r"row range 12:12 lies outside"),
+        ("[5:3]", r"invalid range \[5:3\]"),
+        ("[-1:3]", r"invalid range"),
+        ("[a:b]", r"malformed range \[a:b\]"),
+        ("[1:2,3:4,5:6]", r"malformed range"),
+        ("[]", r"malformed range"),
+        ("[1:2:3:4]", r"malformed range .*too many ':'"),
+    ],
+)
+def test_scp_bad_ranges_name_the_entry(tmp_path, rng, message):
+    _ranged_scp(tmp_path)
+    loc = dict(kaldi_io.read_scp_entries(tmp_path / "full.scp"))["utt0"]
+    (tmp_path / "b.scp").write_text(f"u0 {loc}[0:1]\nbroken {loc}{rng}\n")
+    with pytest.raises(DataError, match=r"b\.scp: utterance 'broken' \(.*\): " + message):
+        kaldi_io.load_mats(tmp_path / "b.scp")
+    with pytest.raises(DataError, match=r"utterance 'broken'"):  # the memmap path checks before reading
+        kaldi_io.readArk(tmp_path / "b.scp", memmap_dir=tmp_path / "cache")
+
+
+def test_scp_range_on_a_vector(tmp_path):
+    kaldi_io.write_mats(tmp_path / "v.ark", [("v", np.arange(6, dtype=np.float32))], tmp_path / "v.scp")
+    loc = (tmp_path / "v.scp").read_text().split()[1]
+    (tmp_path / "r.scp").write_text(f"a {loc}[1:3]\nb {loc}[1:3,0:0]\n")
+    utt, vec = next(kaldi_io.iter_mats(tmp_path / "r.scp"))
+    np.testing.assert_array_equal(vec, [1, 2, 3])
+    np.testing.assert_array_equal(vec, kaldiio.load_mat(f"{loc}[1:3]"))
+    with pytest.raises(DataError, match=r"utterance 'b' .*needs a matrix, but this entry is a vector of 6"):
+        kaldi_io.load_mats(tmp_path / "r.scp", same_dim=False)

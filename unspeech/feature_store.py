@@ -47,7 +47,13 @@ def _source_files(rspecifier: str) -> tuple[str | None, list[str]]:
     if kind == "scp" and not target.endswith("|"):
         if not os.path.exists(target):
             raise DataError(f"file not found: {target}")
-        return target, list(dict.fromkeys(_split_location(loc)[0] for _, loc in read_scp_entries(target)))
+        files = []
+        for utt, loc in read_scp_entries(target):
+            try:
+                files.append(_split_location(loc)[0])
+            except ValueError as exc:  # a malformed [rows,cols] range
+                raise DataError(f"{target}: utterance {utt!r} ({loc}): {exc}") from None
+        return target, list(dict.fromkeys(files))
     return None, [target]
 
 

@@ -8,7 +8,12 @@ Read side
     An *rspecifier* is one of: ``feats.ark``, ``feats.ark.gz``, ``feats.scp``, ``ark:feats.ark``,
     ``scp:feats.scp``, ``ark,t:feats.txt``, ``ark:gunzip -c feats.ark.gz |`` or any ``cmd |`` pipe.
     Binary float/double matrices and vectors (``FM``/``DM``/``FV``/``DV``), compressed matrices
-    (``CM``/``CM2``/``CM3``) and text matrices are understood. Every matrix is checked: a truncated
+    (``CM``/``CM2``/``CM3``) and text matrices are understood. Script entries may carry a row/column
+    range as Kaldi's ``subsegment_data_dir.sh`` and ``limit_feature_dim.sh`` write them
+    (``x.ark:3421[3:10]``, ``x.ark:3421[3:10,0:19]``, ``[:,0:19]``; bounds inclusive) and are read as
+    kaldiio reads them; a malformed range or one outside the matrix is an error naming the entry
+    (Kaldi's allowance of a last row up to 2 past the end is clipped with a warning). An entry
+    without an offset is a file or ``cmd |`` holding one bare matrix. Every matrix is checked: a truncated
     ark, a bad binary header, NaN/Inf values raise :class:`~unspeech.errors.DataError` naming the
     file and the utterance.
 
@@ -23,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import logging
 import os
 import struct
 import subprocess
@@ -49,6 +55,8 @@ __all__ = [
     "writeArk",
     "writeScp",
 ]
+
+logger = logging.getLogger(__name__)
 
 # Kaldi's CompressionMethod enum (matrix/compressed-matrix.h).
 COMPRESSION_METHODS = {
@@ -293,26 +301,104 @@ def read_scp_entries(scp_path: str | os.PathLike) -> Iterator[tuple[str, str]]:
             yield parts[0], parts[1]
 
 
+# Kaldi accepts a last row up to this many rows past the end of the matrix (and clips it), because
+# segment times rounded to 10 ms and the 25 ms window can give a row range 1-2 frames too long.
+_ROW_SLACK = 2
+
+
 def _split_location(location: str) -> tuple[str, int | None]:
-    if location.endswith("|"):
-        return location, None
-    path, sep, offset = location.rpartition(":")
+    """``(path, byte offset or None)`` of an scp location; a ``[rows,cols]`` range is dropped."""
+    path, offset, _ = _parse_location(location)
+    return path, offset
+
+
+def _parse_location(location: str) -> tuple[str, int | None, tuple | None]:
+    """Split ``x.ark:3421[3:10,0:19]`` into ``("x.ark", 3421, ((3, 10, 1), (0, 19, 1)))``.
+
+    The range part is optional and so is the offset (``x.mat[3:10]``); a pipe (``cmd |``) has
+    neither. A range is one or two comma-separated parts (rows, then columns), each ``first:last``
+    (inclusive, as Kaldi and kaldiio read them), a single index ``i`` (just that row/column),
+    ``first:last:step`` (kaldiio), or empty / ``:`` for all (``None``); bounds are kept as
+    ``(first, last, step)``. Raises :class:`ValueError` with a short reason for a malformed range;
+    the caller names the entry.
+    """
+    stripped = location.strip()
+    if stripped.endswith("|") or stripped.startswith("|"):
+        return location, None, None
+    ranges = None
+    if stripped.endswith("]") and "[" in stripped:
+        stripped, _, spec = stripped[:-1].rpartition("[")
+        ranges = _parse_range(spec)
+    path, sep, offset = stripped.rpartition(":")
     if sep and offset.isdigit():
-        return path, int(offset)
-    return location, None
+        return path, int(offset), ranges
+    return stripped, None, ranges
+
+
+def _parse_range(spec: str) -> tuple:
+    parts = spec.strip().split(",")
+    if not spec.strip() or len(parts) > 2:
+        raise ValueError(f"malformed range [{spec}]: expected [rows] or [rows,cols], e.g. [3:10,0:19]")
+    out = []
+    for part in parts:
+        part = part.strip()
+        if part in ("", ":"):
+            out.append(None)
+            continue
+        try:
+            nums = [int(x) for x in part.split(":")]
+        except ValueError:
+            raise ValueError(f"malformed range [{spec}]: {part!r} is not 'first:last' with integers") from None
+        if len(nums) > 3:
+            raise ValueError(f"malformed range [{spec}]: too many ':' in {part!r}")
+        first, last = nums[0], nums[1] if len(nums) > 1 else nums[0]
+        step = nums[2] if len(nums) == 3 else 1
+        if first < 0 or last < first or step < 1:
+            raise ValueError(f"invalid range [{spec}]: {part!r} must be 'first:last' with 0 <= first <= last")
+        out.append((first, last, step))
+    return tuple(out)
+
+
+def _apply_range(arr: np.ndarray, ranges: tuple, where: str) -> np.ndarray:
+    """Rows/columns ``ranges`` (inclusive bounds) of ``arr`` as a new C-contiguous array.
+
+    A last row up to ``_ROW_SLACK`` (2) rows past the end is clipped (with a warning),
+    as Kaldi does; any other bound outside the matrix raises :class:`DataError` naming ``where``.
+    """
+    if len(ranges) > arr.ndim:
+        raise DataError(f"{where}: a row and column range needs a matrix, but this entry is a vector of {arr.shape[0]}")
+    index = []
+    for axis, bounds in enumerate(ranges):
+        if bounds is None:
+            index.append(slice(None))
+            continue
+        first, last, step = bounds
+        size = arr.shape[axis]
+        what = "row" if axis == 0 else "column"
+        slack = _ROW_SLACK if axis == 0 and arr.ndim == 2 else 0
+        if first >= size or last >= size + slack:
+            shape = f"matrix of {arr.shape[0]} rows x {arr.shape[1]} columns" if arr.ndim == 2 else f"vector of {size}"
+            raise DataError(f"{where}: {what} range {first}:{last} lies outside the {shape}")
+        if last >= size:
+            logger.warning(
+                "%s: row range %d:%d goes past the %d rows of the matrix; clipped", where, first, last, size)
+        index.append(slice(first, last + 1, step))
+    return np.ascontiguousarray(arr[tuple(index)])
 
 
 def _iter_scp(scp_path: str, validate: bool, alloc: Allocator | None = None) -> Iterator[tuple[str, np.ndarray]]:
     handles: dict[str, IO[bytes]] = {}
     try:
         for utt, location in read_scp_entries(scp_path):
-            path, offset = _split_location(location)
             where = f"{scp_path}: utterance {utt!r} ({location})"
-            if offset is None:
-                mats = list(_iter_ark(path, validate, alloc))
-                if len(mats) != 1:
-                    raise DataError(f"{where}: location holds {len(mats)} matrices, expected one")
-                arr = mats[0][1]
+            try:
+                path, offset, ranges = _parse_location(location)
+            except ValueError as exc:
+                raise DataError(f"{where}: {exc}") from None
+            alloc_here = alloc if ranges is None else None  # a range is copied out of the full matrix
+            if offset is None:  # a file or pipe holding one bare matrix (no key), as Kaldi reads it
+                with _open_stream(path) as fd:
+                    arr = read_mat(fd, where, alloc_here)
             else:
                 fd = handles.get(path)
                 if fd is None:
@@ -323,7 +409,9 @@ def _iter_scp(scp_path: str, validate: bool, alloc: Allocator | None = None) -> 
                 if offset > os.fstat(fd.fileno()).st_size:
                     raise DataError(f"{where}: offset {offset} is past the end of {path}")
                 fd.seek(offset)
-                arr = read_mat(fd, where, alloc)
+                arr = read_mat(fd, where, alloc_here)
+            if ranges is not None:
+                arr = _apply_range(arr, ranges, where)
             if validate:
                 _check_values(arr, where)
             yield utt, arr
@@ -444,6 +532,7 @@ def write_mats(
     append: bool = False,
     dtype: str = "float32",
     text: bool = False,
+    absolute_paths: bool = True,
 ) -> int:
     """Write ``(utt_id, matrix)`` pairs to a Kaldi ark and, optionally, an scp.
 
@@ -453,7 +542,7 @@ def write_mats(
         Output archive; a name ending in ``.gz`` is gzip-compressed (no scp possible then).
     items : iterable of (str, ndarray of shape (T, F) or (D,))
     scp_path : path, optional
-        Script file with ``utt_id ark_path:offset`` lines (the ark path as given here).
+        Script file with ``utt_id ark_path:offset`` lines.
     compress : bool, int or str
         Kaldi matrix compression: True = ``auto`` (as ``copy-feats --compress=true``), or a
         method number / name from :data:`COMPRESSION_METHODS`.
@@ -463,6 +552,9 @@ def write_mats(
         Storage type of uncompressed matrices.
     text : bool
         Write a text ark (``ark,t``).
+    absolute_paths : bool
+        The scp names the ark by its absolute path (as Kaldi's tools do when given one), so it
+        can be read from any directory; False writes ``ark_path`` as given.
 
     Returns
     -------
@@ -492,7 +584,8 @@ def write_mats(
             entries.append((utt, _write_one(fd, utt, arr, np_dtype, method, text)))
 
     def _scp_lines() -> str:
-        return "".join(f"{utt} {os.fspath(ark_path)}:{pos}\n" for utt, pos in entries)
+        name = os.path.abspath(ark_path) if absolute_paths else os.fspath(ark_path)
+        return "".join(f"{utt} {name}:{pos}\n" for utt, pos in entries)
 
     if append and ark_path.exists():
         old_size = ark_path.stat().st_size
@@ -559,7 +652,7 @@ def writeArk(
         raise DataError(f"{filename}: {len(feats)} matrices but {len(utt_ids)} utterance ids")
     scp_tmp = Path(os.fspath(filename) + ".pointers.tmp")
     try:
-        write_mats(filename, zip(utt_ids, feats), scp_tmp, append=append)
+        write_mats(filename, zip(utt_ids, feats), scp_tmp, append=append, absolute_paths=False)
         lines = scp_tmp.read_text(encoding="utf-8").splitlines()
     finally:
         with contextlib.suppress(FileNotFoundError):
