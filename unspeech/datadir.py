@@ -11,6 +11,7 @@ Times are in seconds everywhere.
 from __future__ import annotations
 
 import os
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Mapping, NamedTuple
@@ -34,6 +35,8 @@ __all__ = [
     "write_segments",
     "read_wav_scp",
     "write_wav_scp",
+    "kaldi_wav_entry",
+    "kaldi_wav_scp",
     "read_text",
     "write_text",
     "read_rttm",
@@ -182,7 +185,44 @@ def read_wav_scp(path: str | os.PathLike) -> dict[str, str]:
 
 
 def write_wav_scp(path: str | os.PathLike, wav_scp: Mapping[str, str]) -> None:
+    """Write ``recording value`` lines as given (see :func:`kaldi_wav_scp` for Kaldi-readable values)."""
     write_table(path, wav_scp)
+
+
+def kaldi_wav_entry(source: str | os.PathLike, *, plain_paths: bool = False, absolute: bool = True) -> str:
+    """The ``wav.scp`` value for an audio source that Kaldi's wav reader accepts.
+
+    Kaldi reads WAV files and command pipes only ("expected RIFF or RIFX" for anything else), so a
+    file of another format (flac, ogg, mp3, ...) becomes a sox decoding pipe to 16-bit WAV,
+    ``sox x.flac -t wav -b 16 - |``; WAV files stay plain paths. Pipes (``cmd |``) and archive
+    offsets (``x.ark:123``) are kept as they are.
+
+    Parameters
+    ----------
+    source : path or ``wav.scp`` value
+    plain_paths : bool
+        Keep every file as its plain path (for tools that decode flac themselves: lhotse,
+        torchaudio, ESPnet); Kaldi's binaries then cannot read non-WAV entries.
+    absolute : bool
+        Make file paths absolute (what Kaldi's data-prep scripts write), so the data dir works from
+        any directory; False keeps them as given (relative to where commands are run).
+    """
+    import shlex
+
+    from unspeech.audio import is_pipe
+
+    text = os.fspath(source)
+    if is_pipe(text) or re.search(r"\.ark:[0-9]+$", text):
+        return text
+    path = os.path.abspath(text) if absolute else text
+    if plain_paths or os.path.splitext(path)[1].lower() == ".wav":
+        return path
+    return f"sox {shlex.quote(path)} -t wav -b 16 - |"
+
+
+def kaldi_wav_scp(sources: Mapping[str, str], *, plain_paths: bool = False, absolute: bool = True) -> dict[str, str]:
+    """:func:`kaldi_wav_entry` of every value of a recording id -> source mapping."""
+    return {key: kaldi_wav_entry(src, plain_paths=plain_paths, absolute=absolute) for key, src in sources.items()}
 
 
 def read_text(path: str | os.PathLike) -> dict[str, str]:
