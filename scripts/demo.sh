@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 OUT=${OUT:-exp/demo}
-MODEL=${MODEL:-models/unspeech_dnn_w32_libri200}
+MODEL=${MODEL:-unspeech/models/unspeech_dnn_w32_libri200}
 CONV=${CONV:-conv001}
 unspeech() { "$PYTHON" -m unspeech.cli "$@"; }
 say() { printf '\n== %s\n' "$*" >&2; }

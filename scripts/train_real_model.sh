@@ -11,7 +11,7 @@
 #            per speaker (one TTS sentence is too short for a group of windows; across the joins the
 #            channel changes and the voice does not); the model is never told who speaks
 #   stage 3  train the context model (unsup_model_neg.py, fixed --max_steps, seed 1)
-#   stage 4  export: config.json + the final checkpoint + train.log into models/$NAME
+#   stage 4  export: config.json + the final checkpoint + train.log + model.onnx into unspeech/models/$NAME
 #   stage 5  evaluate on speakers it never heard: benchmarks/real_speech_bench.py (DER on real-voice
 #            conversations of the held-out speakers, utterance EER; next to fbank statistics and, when
 #            benchmarks/setup_peer_venv.sh was run, Resemblyzer d-vectors), DER on 20 held-out synthetic
@@ -38,7 +38,7 @@ EXCLUDE=${EXCLUDE:-benchmarks/real_speech_heldout.txt}
 NAME=${NAME:-unspeech_dnn_w32_libri200}
 WORK=${WORK:-exp/real_model}
 MAX_STEPS=${MAX_STEPS:-14000}
-MODEL="models/$NAME"
+MODEL="unspeech/models/$NAME"
 unspeech() { "$PYTHON" -m unspeech.cli "$@"; }
 stage() { [ "$STAGE" -le "$1" ] && [ "$1" -le "$STOP" ]; }
 
@@ -136,7 +136,7 @@ fi
 if stage 4; then
     runs=("$WORK"/train/runs/*)
     run=${runs[-1]}
-    rm -rf "$MODEL/checkpoints" "$MODEL/config.json" "$MODEL/train.log"  # MODEL_CARD.md stays
+    rm -rf "$MODEL/checkpoints" "$MODEL/config.json" "$MODEL/train.log" "$MODEL/model.onnx"  # MODEL_CARD.md stays
     mkdir -p "$MODEL/checkpoints"
     # config.json with repository-relative paths; the final checkpoint (model + optimizer state, so the
     # run can be resumed on the same corpus) and its state file, whose paths are relative to checkpoints/
@@ -151,6 +151,7 @@ EOF_PY
     cp "$run/checkpoints/$last".* "$MODEL/checkpoints/"
     printf 'model_checkpoint_path: "%s"\nall_model_checkpoint_paths: "%s"\n' "$last" "$last" > "$MODEL/checkpoints/checkpoint"
     grep -v "absl" "$run/train.log" > "$MODEL/train.log"
+    "$PYTHON" -m unspeech.cli export "$MODEL" --quiet  # the towers for ONNX Runtime (what the package runs)
     du -sh "$MODEL"
 fi
 

@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 _BLOCK = re.compile(r"(<!-- readme-test: skip \(([^)]+)\) -->\s*\n)?```(bash|python)\n(.*?)```", re.S)
-_LINKS = ("data", "models", "scripts", "unsup_model_neg.py", "cluster.py", "benchmarks")
+_LINKS = ("data", "unspeech/models", "scripts", "unsup_model_neg.py", "cluster.py", "benchmarks")
 
 
 def readme_blocks() -> list[tuple[str, str, str | None]]:

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gen-feat": ("unspeech.commands.gen_feat", "export embeddings as Kaldi features (ivector_online)"),
     "cluster": ("unspeech.commands.cluster", "cluster utterances into pseudo-speakers (same flags as cluster.py)"),
     "uisrnn": ("unspeech.commands.uisrnn", "train / apply the supervised UIS-RNN diarization stage"),
+    "export": ("unspeech.commands.export", "write a run's towers to RUN/model.onnx (inference without TensorFlow)"),
     "diarize": ("unspeech.commands.diarize", "audio in, RTTM out"),
     "score": ("unspeech.commands.score", "DER / JER of hypothesis RTTM against reference RTTM"),
 }

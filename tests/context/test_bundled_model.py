@@ -1,4 +1,4 @@
-"""The pretrained model shipped in models/: loads from anywhere, embeds windows, is the diarizer's default."""
+"""The pretrained model shipped in unspeech/models/: loads from anywhere, embeds windows, is the diarizer's default."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from unspeech.datadir import read_utt2spk
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = "unspeech_dnn_w32_libri200"
-MODEL = REPO / "models" / NAME
+MODEL = REPO / "unspeech" / "models" / NAME
 DEMO = REPO / "data" / "demo_utts"
 
 
@@ -122,3 +122,18 @@ def test_diarizer_defaults_to_the_bundled_model():
     from unspeech.diarize.embedders import bundled_model
 
     assert Path(bundled_model()).resolve() == MODEL.resolve()
+
+
+def test_shipped_onnx_is_current_and_equals_the_checkpoint(bundled):
+    """model.onnx (what the default install runs) comes from the shipped checkpoint and gives its numbers."""
+    from unspeech.context.rundir import embed_windows
+    from unspeech.context.towers import latest_checkpoint_name, load_towers, onnx_checkpoint_name
+
+    assert onnx_checkpoint_name(MODEL / "model.onnx") == latest_checkpoint_name(MODEL)
+    towers = load_towers(MODEL)
+    assert towers.runtime == "onnx"
+    config, model = bundled
+    feats = next(kaldi_io.iter_mats(str(DEMO / "feats.ark")))[1]
+    windows = np.stack([feats[i:i + config.window_length] for i in range(0, 200, 20)])
+    for tower in ("target", "context"):
+        np.testing.assert_allclose(towers.embed(windows, tower), embed_windows(model, windows, tower=tower), atol=1e-4, rtol=0)

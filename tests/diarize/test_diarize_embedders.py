@@ -36,9 +36,15 @@ def test_stats_bad_input_raises():
 
 
 def test_load_embedder_choices(tmp_path):
-    assert isinstance(load_embedder("stats", 5), StatsEmbedder) and load_embedder(None).period_frames == 10
-    with pytest.raises(ConfigError, match="`model` must be 'stats' or a training run directory"):
+    assert isinstance(load_embedder("stats", 5), StatsEmbedder)
+    bundled = load_embedder(None)  # the model shipped in the package, by default
+    assert isinstance(bundled, ContextEmbedder) and bundled.period_frames == 10 and "unspeech_dnn_w32_libri200" in bundled.name
+    assert load_embedder("unspeech_dnn_w32_libri200").name == bundled.name  # a bundled model by its name
+    with pytest.raises(ConfigError, match="'.*nowhere' does not exist"):
         load_embedder(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="not a run dir of the context model"):
+        load_embedder(tmp_path / "empty")
 
 
 @pytest.fixture(scope="module")

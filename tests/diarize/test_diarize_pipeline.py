@@ -32,7 +32,7 @@ def test_conversations_are_diarized(conversations):
 def test_hook_sees_every_stage_in_order(conversations):
     seen = []
     src = datadir.read_wav_scp(conversations / "wav.scp")["conv000"]
-    turns = Diarizer(backend="ahc", num_speakers=2)(src, hook=lambda step, artifact, **kw: seen.append((step, artifact, kw)))
+    turns = Diarizer(backend="ahc", num_speakers=2, model="stats")(src, hook=lambda step, artifact, **kw: seen.append((step, artifact, kw)))
     assert [s for s, _, _ in seen] == ["audio", "fbank", "speech", "embeddings", "labels", "turns"]
     assert [kw for _, _, kw in seen] == [{"completed": k, "total": 6} for k in range(1, 7)]
     samples, fbank, mask, rows, labels, final = (a for _, a, _ in seen)
@@ -67,7 +67,7 @@ def test_profile_of_wrong_dimension(conversations, tmp_path):
     kaldi_io.write_mats(tmp_path / "prof.ark", [("alice", np.ones(100, np.float32))], tmp_path / "prof.scp")
     src = datadir.read_wav_scp(conversations / "wav.scp")["conv000"]
     with pytest.raises(DataError, match=r"prof.scp: speaker profiles have dimension 100, but the embedder \(stats\) makes 80"):
-        Diarizer(backend="enroll", profiles=str(tmp_path / "prof.scp"))(src)
+        Diarizer(backend="enroll", profiles=str(tmp_path / "prof.scp"), model="stats")(src)
 
 
 def test_silent_and_empty_audio_give_no_turns_and_a_warning(tmp_path, caplog):
@@ -83,7 +83,7 @@ def test_silent_and_empty_audio_give_no_turns_and_a_warning(tmp_path, caplog):
 def test_too_short_and_unreadable_audio_raise(tmp_path):
     short = np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1  # 0.5 s at 16 kHz
     with pytest.raises(AudioError, match=r"audio 'clip' is 0.500 s long, shorter than one embedding window of 150 frames"):
-        Diarizer()(short, file_id="clip")
+        Diarizer(model="stats")(short, file_id="clip")
     (tmp_path / "bad.wav").write_text("not audio")
     with pytest.raises(AudioError, match="cannot read audio .*bad.wav"):
         Diarizer()(tmp_path / "bad.wav")
@@ -129,8 +129,8 @@ def test_the_count_is_estimated_and_logged_per_recording(conversations, caplog):
 
 
 def test_describe_names_model_and_count_rule():
-    assert Diarizer().describe() == "model stats (windowed fbank statistics, no model); backend spectral; speaker count " \
-        "eigengap (normalised maximum eigengap, NME-SC)"
+    assert Diarizer(model="stats").describe() == "model stats (windowed fbank statistics, no model); backend spectral; " \
+        "speaker count eigengap (normalised maximum eigengap, NME-SC)"
     assert Diarizer(count_rule="relative").describe().endswith(
         "speaker count relative (AHC cut at 1.5x the recording's within-turn distance)")
     assert Diarizer(count_rule="threshold", threshold=0.4, max_speakers=5).describe().endswith(
@@ -139,5 +139,6 @@ def test_describe_names_model_and_count_rule():
     assert "HDBSCAN's clusters of >= 20 rows (noise joins the nearest)" in Diarizer(backend="hdbscan").describe()
     from unspeech.diarize.embedders import bundled_model
 
-    if bundled_model() != "stats":
-        assert Diarizer(model=bundled_model()).describe().startswith("model bundled ")
+    # the default is the model shipped in the package, named in the log; "stats" only when asked for
+    assert Diarizer().describe().startswith("model bundled unspeech_dnn_w32_libri200 (")
+    assert Diarizer(model=bundled_model()).describe() == Diarizer().describe()

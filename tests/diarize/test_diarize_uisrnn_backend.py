@@ -48,4 +48,4 @@ def test_uisrnn_of_other_dimension_is_refused(conversations, tmp_path):
     uisrnn.UISRNN(model_args).save(tmp_path / "small.npz")
     src = datadir.read_wav_scp(conversations / "wav.scp")["conv000"]
     with pytest.raises(DataError, match=r"small.npz: the UIS-RNN expects 8-dimensional observations, but the embedder \(stats\) makes 80"):
-        Diarizer(backend="uisrnn", uisrnn=str(tmp_path / "small.npz"))(src)
+        Diarizer(backend="uisrnn", uisrnn=str(tmp_path / "small.npz"), model="stats")(src)

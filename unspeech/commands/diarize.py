@@ -40,8 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="who-is-who method (default: uisrnn with --uisrnn, enroll with --enroll/--profiles, else spectral)")
     parser.add_argument("--model", default=None,
-                        help="training run directory of the context model, or 'stats' (windowed fbank statistics, "
-                             "a model-free baseline); default: the run shipped in models/, else stats")
+                        help="context model: a training run directory, the name of a bundled model, or 'stats' "
+                             "(windowed fbank statistics, a model-free baseline); default: the bundled model "
+                             "(unspeech_dnn_w32_libri200, through ONNX Runtime)")
     parser.add_argument("--step", type=int, default=10, help="frames between embeddings (default 10 = 100 ms)")
     parser.add_argument("--num_speakers", "--num-speakers", type=int, help="exact number of speakers")
     parser.add_argument("--min_speakers", "--min-speakers", type=int, help="at least this many speakers")
@@ -101,12 +102,12 @@ def run(args: argparse.Namespace) -> int:
 
     from unspeech import datadir
     from unspeech.diarize.batch import collect_inputs, diarize_batch
-    from unspeech.diarize.embedders import bundled_model
+    from unspeech.diarize.embedders import check_model_dir, resolve_model
     from unspeech.diarize.vad import EnergyVAD
 
     backend = args.backend or ("uisrnn" if args.uisrnn else "enroll" if (args.enroll or args.profiles) else "spectral")
     params = dict(
-        backend=backend, model=args.model or bundled_model(), step=args.step, num_speakers=args.num_speakers,
+        backend=backend, model=resolve_model(args.model), step=args.step, num_speakers=args.num_speakers,
         min_speakers=args.min_speakers, max_speakers=args.max_speakers, smooth_size=args.smooth_size,
         dur_threshold=args.dur_threshold, short_segments=args.short_segments, count_rule=args.count_rule,
         threshold=args.threshold,
@@ -114,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
         unknown_threshold=args.unknown_threshold,
         vad=EnergyVAD(energy_threshold=args.vad_energy_threshold, reference=args.vad_reference),
     )
+    if params["model"] != "stats":
+        check_model_dir(params["model"])  # before any audio is read or a runtime is loaded
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     recordings = collect_inputs(args.inputs)
     reference = datadir.read_rttm(args.ref) if args.ref else None

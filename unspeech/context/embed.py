@@ -75,12 +75,13 @@ def _gather(feats: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
 
 
 class FrameEmbedder:
-    """Apply a trained :class:`~unspeech.context.model.ContextModel` to whole utterances.
+    """Apply the towers of a trained run to whole utterances.
 
     Parameters
     ----------
-    model : ContextModel
-        In inference mode (e.g. from :func:`unspeech.context.rundir.load_run`).
+    model : Towers or ContextModel
+        The run's towers from :func:`unspeech.context.towers.load_towers` (ONNX Runtime or
+        TensorFlow), or a Keras ``ContextModel`` in inference mode (e.g. from ``load_run``).
     period : int
         Frames between output rows (``--genfeat_stride``; Kaldi's ``ivector_period``).
     alignment : {"start", "center"}
@@ -103,7 +104,11 @@ class FrameEmbedder:
             raise ConfigError(f"`batch_size` must be >= 1. Received: batch_size={batch_size}")
         if alignment not in ALIGNMENTS:
             raise ConfigError(f"`alignment` must be one of {', '.join(ALIGNMENTS)}. Received: alignment={alignment!r}")
-        self.model = model
+        if not hasattr(model, "runtime"):  # a Keras ContextModel
+            from unspeech.context.towers import KerasTowers
+
+            model = KerasTowers(model, batch_size=batch_size)
+        self.towers = model
         self.config = model.config
         self.period = int(period)
         self.alignment = alignment
@@ -111,7 +116,6 @@ class FrameEmbedder:
         self.combine_contexts = bool(combine_contexts)
         self.normalize_to_input_length = bool(normalize_to_input_length)
         self.batch_size = int(batch_size)
-        self._fn = None
 
     @property
     def output_dim(self) -> int:
@@ -123,28 +127,11 @@ class FrameEmbedder:
         return 1 if self.normalize_to_input_length else self.period
 
     def _embed_batch(self, targets: np.ndarray, contexts: np.ndarray | None) -> np.ndarray:
-        """One model call. A short batch is zero-padded to the next power of two (at most
-        ``batch_size``), so only a handful of shapes are ever traced and little work is wasted."""
-        import tensorflow as tf
-
-        if self._fn is None:
-            model = self.model
-
-            def fn(t, c):
-                out = model.embed_targets(t, training=False)
-                if c is not None:
-                    out = tf.concat([out, model.embed_contexts(c, training=False)], axis=-1)
-                return out
-
-            self._fn = tf.function(fn)
-        n = len(targets)
-        pad = min(self.batch_size, max(8, 1 << (n - 1).bit_length())) - n
-
-        def padded(x):
-            return np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)]) if pad else x
-
-        out = self._fn(padded(targets), None if contexts is None else padded(contexts))
-        return out.numpy()[:n]
+        """One call per tower: (N, dim) float32."""
+        out = self.towers.embed(targets, "target")
+        if contexts is not None:
+            out = np.concatenate([out, self.towers.embed(contexts, "context")], axis=-1)
+        return out
 
     def embed(self, items: Iterable[tuple[str, np.ndarray]]) -> Iterator[tuple[str, np.ndarray]]:
         """Embed utterances ``(utt_id, feats (T, F))``; yields ``(utt_id, rows (R, dim) float32)`` in input order.

@@ -62,6 +62,7 @@ class GenFeatOptions:
     num_jobs: int = _opt(0, "Number of splits for --job / --merge.")
     merge: bool = _opt(False, "Merge PREFIX.1..N.scp of --num_jobs jobs into PREFIX.scp (input order) and stop.")
     nj: int = _opt(1, "Run this many local processes (split + merge).")
+    runtime: str = _opt("auto", "Model runtime: auto (RUN/model.onnx through ONNX Runtime when it matches the latest checkpoint, else TensorFlow), onnx or keras.", ("auto", "onnx", "keras"))
     hop_size: int = _opt(1, "Kept so that old command lines parse; only 1 is accepted (the row period is --genfeat_stride).")
     quiet: bool = _opt(False, "No progress bar.")
 
@@ -245,7 +246,7 @@ def _write_period(prefix: str, period: int) -> None:
 
 
 def gen_feat(run_dir: str, filelist: str, opts: GenFeatOptions, given: dict[str, Any] | None = None,
-             on_utterance: Callable[[str, int], None] | None = None) -> dict[str, Any]:
+             on_utterance: Callable[[str, int], None] | None = None, threads: int = 0) -> dict[str, Any]:
     """Export features of ``filelist`` with the trained run ``run_dir``.
 
     Parameters
@@ -259,6 +260,8 @@ def gen_feat(run_dir: str, filelist: str, opts: GenFeatOptions, given: dict[str,
         ContextConfig flags the user typed; model/sampling ones are checked against the run.
     on_utterance : callable, optional
         Called as ``on_utterance(utt_id, num_frames)`` after each utterance (progress hook).
+    threads : int
+        Threads of the model runtime (0 = its default); ``nj`` workers share the cores this way.
 
     Returns
     -------
@@ -271,18 +274,23 @@ def gen_feat(run_dir: str, filelist: str, opts: GenFeatOptions, given: dict[str,
     if opts.nj > 1:
         return _run_local_jobs(run_dir, filelist, opts, given)
     from unspeech.context.embed import FrameEmbedder, speaker_vector
-    from unspeech.context.rundir import load_run
+    from unspeech.context.towers import load_towers
 
-    config, model = load_run(run_dir, _checkpoint_arg(opts.checkpoint))
+    # --test_perf scores pairs with the whole Keras model; plain export runs on model.onnx when it is current
+    runtime = "keras" if opts.test_perf else opts.runtime
+    towers = load_towers(run_dir, _checkpoint_arg(opts.checkpoint), runtime=runtime,
+                         batch_size=opts.genfeat_batch_size, threads=threads)
+    config = towers.config
+    log.info("model %s (%s runtime)", run_dir, towers.runtime)
     _check_architecture(config, dict(given or {}), run_dir)
     summary: dict[str, Any] = {"outputs": []}
     if opts.test_perf:
-        summary.update(evaluate_context_accuracy(model, filelist, opts.test_perf_batches))
+        summary.update(evaluate_context_accuracy(towers.model, filelist, opts.test_perf_batches))
         log.info("context accuracy %.4f on %d sampled pairs (majority baseline %.4f)",
                  summary["accuracy"], summary["pairs"], summary["majority_baseline"])
         if not opts.output_feat_file:
             return summary
-    embedder = FrameEmbedder(model, period=opts.genfeat_stride, alignment=opts.genfeat_alignment,
+    embedder = FrameEmbedder(towers, period=opts.genfeat_stride, alignment=opts.genfeat_alignment,
                              interpolate_padding=opts.genfeat_interpolate_outputlength_padding,
                              combine_contexts=opts.genfeat_combine_contexts,
                              normalize_to_input_length=opts.kaldi_normalize_to_input_length,
@@ -374,11 +382,7 @@ def _interleave(parts: list[list], prefix: str) -> list:
 
 
 def _job_worker(run_dir: str, filelist: str, opts: GenFeatOptions, given: dict, threads: int) -> int:
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    return gen_feat(run_dir, filelist, opts, given)["utterances"]
+    return gen_feat(run_dir, filelist, opts, given, threads=threads)["utterances"]
 
 
 def _run_local_jobs(run_dir: str, filelist: str, opts: GenFeatOptions, given) -> dict[str, Any]:

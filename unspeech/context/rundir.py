@@ -41,7 +41,7 @@ __all__ = [
 CONFIG_NAME = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 _RESUMABLE_KINDS = ("data", "train", "runtime")
-_EMBED_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> {tower: tf.function}
+_EMBED_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> KerasTowers (traced functions)
 
 
 def is_run_dir(path: str | os.PathLike) -> bool:
@@ -192,24 +192,9 @@ def embed_windows(model, windows: np.ndarray, tower: str = "target", batch_size:
     -------
     embeddings : ndarray of shape (N, embedding_size), float32
     """
-    import tensorflow as tf
+    from unspeech.context.towers import KerasTowers
 
-    config = model.config
-    if tower not in ("target", "context"):
-        raise ConfigError(f"`tower` must be 'target' or 'context'. Received: tower={tower!r}")
-    length = config.window_length if tower == "target" else config.window_neg_length
-    windows = np.asarray(windows, dtype=np.float32)
-    if windows.ndim != 3 or windows.shape[1:] != (length, config.feat_size):
-        raise ConfigError(
-            f"{tower} windows must have shape (N, {length}, {config.feat_size}). Received: {windows.shape}"
-        )
-    cache = _EMBED_FNS.setdefault(model, {})
-    fn = cache.get(tower)
-    if fn is None:
-        method = model.embed_targets if tower == "target" else model.embed_contexts
-        fn = tf.function(lambda x: method(x, training=False), reduce_retracing=True)
-        cache[tower] = fn
-    out = np.zeros((len(windows), config.embedding_size), np.float32)
-    for start in range(0, len(windows), batch_size):
-        out[start:start + batch_size] = fn(windows[start:start + batch_size]).numpy()
-    return out
+    towers = _EMBED_FNS.get(model)
+    if towers is None or towers.batch_size != batch_size:
+        towers = _EMBED_FNS[model] = KerasTowers(model, batch_size=batch_size)
+    return towers.embed(windows, tower)

@@ -17,13 +17,15 @@ i-vectors (and of ``--gen_feat`` export): a recording of ``T`` frames gives
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from unspeech.errors import ConfigError, DataError, UnspeechError
+from unspeech.errors import ConfigError, DataError
 
-__all__ = ["Embedder", "StatsEmbedder", "ContextEmbedder", "window_starts", "bundled_model", "load_embedder"]
+__all__ = ["Embedder", "StatsEmbedder", "ContextEmbedder", "window_starts", "BUNDLED_MODEL", "bundled_model",
+           "bundled_models_dir", "resolve_model", "check_model_dir", "load_embedder"]
 
 
 @runtime_checkable
@@ -108,52 +110,78 @@ class ContextEmbedder:
     ----------
     run_dir : path of a run directory (``config.json`` + checkpoints)
     period_frames : int, frames between rows (the export's ``genfeat_stride``)
-    checkpoint : None (latest), a step number or a checkpoint prefix
+    checkpoint : None (latest), a step number or a checkpoint prefix (needs TensorFlow)
     batch_size : int, windows per forward pass (bounds memory, not the recording length)
+    runtime : "auto" (``model.onnx`` through ONNX Runtime when current, else TensorFlow), "onnx" or "keras"
     """
 
     def __init__(self, run_dir: str | os.PathLike, period_frames: int = 10, checkpoint: str | int | None = None,
-                 batch_size: int = 256):
+                 batch_size: int = 256, runtime: str = "auto"):
         _check_positive(period_frames=period_frames, batch_size=batch_size)
         from unspeech.context.embed import FrameEmbedder
-        from unspeech.context.rundir import load_run
+        from unspeech.context.towers import load_towers
 
         self.run_dir = os.fspath(run_dir)
-        try:
-            config, model = load_run(self.run_dir, checkpoint)
-        except UnspeechError:
-            raise
-        except Exception as exc:  # TensorFlow's checkpoint errors: a run of another code version, a broken file
-            raise ConfigError(f"cannot load the context model of {self.run_dir}: {type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:300]}") from exc
-        self._frames = FrameEmbedder(model, period=int(period_frames), alignment="center", batch_size=int(batch_size))
+        towers = load_towers(self.run_dir, checkpoint, runtime=runtime, batch_size=int(batch_size))
+        self._frames = FrameEmbedder(towers, period=int(period_frames), alignment="center", batch_size=int(batch_size))
+        self.runtime = towers.runtime
         self.period_frames = int(period_frames)
-        self.window_frames = int(config.window_length)
-        self.num_bins = int(config.feat_size)
+        self.window_frames = int(towers.config.window_length)
+        self.num_bins = int(towers.config.feat_size)
         self.dim = int(self._frames.output_dim)
-        self.name = f"context model {os.path.basename(os.path.normpath(self.run_dir))}"
+        self.name = f"context model {os.path.basename(os.path.normpath(self.run_dir))} ({self.runtime} runtime)"
 
     def embed(self, fbank: np.ndarray) -> np.ndarray:
         """``(T, num_bins)`` → ``(ceil(T / period_frames), embedding_size)`` float32."""
         return self._frames.embed_utterance(_check_fbank(fbank, self.num_bins))
 
 
-def bundled_model() -> str:
-    """The first training run shipped in the repository's ``models/`` (a folder with ``config.json``),
-    else ``"stats"``: what ``unspeech diarize`` uses when no ``--model`` is given."""
-    from pathlib import Path
+BUNDLED_MODEL = "unspeech_dnn_w32_libri200"
 
-    models = Path(__file__).resolve().parents[2] / "models"
-    runs = sorted(p for p in models.glob("*") if (p / "config.json").is_file()) if models.is_dir() else []
-    return os.fspath(runs[0]) if runs else "stats"
+
+def bundled_models_dir() -> Path:
+    """Folder of the context models shipped inside the package (``unspeech/models``)."""
+    return Path(__file__).resolve().parents[1] / "models"
+
+
+def bundled_model(name: str = BUNDLED_MODEL) -> str:
+    """Path of a context model shipped with the package (the default of ``unspeech diarize``).
+
+    Raises :class:`ConfigError` naming the shipped models when ``name`` is not one of them (a
+    broken install: the package data is missing)."""
+    path = bundled_models_dir() / name
+    if not (path / "config.json").is_file():
+        shipped = sorted(p.name for p in bundled_models_dir().glob("*") if (p / "config.json").is_file())
+        raise ConfigError(f"no bundled context model {name!r} in {bundled_models_dir()} "
+                          f"(shipped: {', '.join(shipped) or 'none; reinstall unspeech'})")
+    return os.fspath(path)
+
+
+def resolve_model(model: str | os.PathLike | None) -> str:
+    """``None`` → the bundled model; ``"stats"`` stays; the name of a bundled model → its path;
+    anything else is taken as a run directory (checked by :func:`load_embedder`)."""
+    if model is None:
+        return bundled_model()
+    model = os.fspath(model)
+    if model != "stats" and not os.path.exists(model) and (bundled_models_dir() / model / "config.json").is_file():
+        return bundled_model(model)
+    return model
 
 
 def load_embedder(model: str | os.PathLike | None = "stats", period_frames: int = 10) -> Embedder:
-    """``"stats"`` (or ``None``) gives :class:`StatsEmbedder`; a directory gives :class:`ContextEmbedder`."""
-    if model is None or os.fspath(model) == "stats":
+    """``"stats"`` gives :class:`StatsEmbedder`; a run directory (or a bundled model's name, or
+    ``None`` for the bundled default) gives :class:`ContextEmbedder`."""
+    model = resolve_model(model)
+    if model == "stats":
         return StatsEmbedder(period_frames=period_frames)
-    if not os.path.isdir(model):
-        raise ConfigError(f"`model` must be 'stats' or a training run directory. Received: model={os.fspath(model)!r}")
-    if not os.path.isfile(os.path.join(model, "config.json")):
-        raise ConfigError(f"{os.fspath(model)} is not a run dir of the context model (no config.json)")
+    check_model_dir(model)
     return ContextEmbedder(model, period_frames=period_frames)
+
+
+def check_model_dir(model: str) -> None:
+    """Raise :class:`ConfigError` unless ``model`` is a run directory with ``config.json`` (cheap: no import)."""
+    if not os.path.isdir(model):
+        raise ConfigError(f"`model` must be 'stats', a bundled model's name or a training run directory; "
+                          f"{model!r} does not exist")
+    if not os.path.isfile(os.path.join(model, "config.json")):
+        raise ConfigError(f"{model} is not a run dir of the context model (no config.json)")

@@ -58,8 +58,10 @@ class Diarizer:
     Parameters
     ----------
     backend : {"hdbscan", "ahc", "spectral", "uisrnn", "enroll"}
-    model : str, ``"stats"`` (windowed fbank statistics, a model-free baseline) or a training run
-        directory of the unspeech context model
+    model : str, optional
+        A training run directory of the unspeech context model, the name of a model shipped with
+        the package, or ``"stats"`` (windowed fbank statistics, a model-free baseline). Default
+        ``None``: the bundled model (:data:`unspeech.diarize.embedders.BUNDLED_MODEL`).
     step : int, frames between embedding rows (10 = 100 ms)
     num_speakers, min_speakers, max_speakers : int, optional speaker-count constraints
     smooth_size : int, label smoothing window in frames (83)
@@ -93,7 +95,7 @@ class Diarizer:
     def __init__(
         self,
         backend: str = "spectral",
-        model: str | os.PathLike = "stats",
+        model: str | os.PathLike | None = None,
         step: int = 10,
         num_speakers: int | None = None,
         min_speakers: int | None = None,
@@ -139,12 +141,12 @@ class Diarizer:
 
     def describe(self) -> str:
         """Which model and which speaker-count rule this diarizer uses, in one line for a log."""
-        from unspeech.diarize.embedders import bundled_model
+        from unspeech.diarize.embedders import bundled_models_dir, resolve_model
 
-        model = os.fspath(self.model)
+        model = resolve_model(self.model)
         if model == "stats":
             model = "stats (windowed fbank statistics, no model)"
-        elif os.path.abspath(model) == os.path.abspath(bundled_model()):
+        elif os.path.dirname(os.path.abspath(model)) == os.fspath(bundled_models_dir()):
             model = f"bundled {os.path.basename(os.path.normpath(model))} ({model})"
         if self.num_speakers is not None:
             count = f"fixed: {self.num_speakers}"
