@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="context model: a training run directory, the name of a bundled model, or 'stats' "
                              "(windowed fbank statistics, a model-free baseline); default: the bundled model "
                              "(unspeech_dnn_w32_libri200, through ONNX Runtime)")
+    parser.add_argument("--runtime", choices=("auto", "onnx", "keras"), default="auto",
+                        help="runtime of the context model: auto (default: MODEL/model.onnx through ONNX Runtime when it "
+                             "matches the latest checkpoint, else TensorFlow), onnx, or keras (TensorFlow, the train extra)")
     parser.add_argument("--step", type=int, default=10, help="frames between embeddings (default 10 = 100 ms)")
     parser.add_argument("--num_speakers", "--num-speakers", type=int, help="exact number of speakers")
     parser.add_argument("--min_speakers", "--min-speakers", type=int, help="at least this many speakers")
@@ -112,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         dur_threshold=args.dur_threshold, short_segments=args.short_segments, count_rule=args.count_rule,
         threshold=args.threshold,
         min_cluster_size=args.min_cluster_size, pool_rows=args.pool_rows, uisrnn=args.uisrnn, enroll=args.enroll, profiles=args.profiles,
-        unknown_threshold=args.unknown_threshold,
+        unknown_threshold=args.unknown_threshold, runtime=args.runtime,
         vad=EnergyVAD(energy_threshold=args.vad_energy_threshold, reference=args.vad_reference),
     )
     if params["model"] != "stats":

@@ -373,7 +373,10 @@ def train(config: ContextConfig, given: Mapping[str, Any] | None = None, *, stor
     -------
     TrainResult
     """
+    from unspeech.extras import require_tensorflow
+
     config = config.validate()
+    require_tensorflow("training the context model")  # before a run dir is created
     run_dir, config, resumed = resolve_run(config, given)
     configure_runtime(config)
     with _run_log(run_dir, config.debug):
@@ -387,12 +390,33 @@ def train(config: ContextConfig, given: Mapping[str, Any] | None = None, *, stor
         try:
             session = _Session(config, run_dir, store, spk2utt)
             with _StopRequest().installed() as stop:
-                return _loop(session, resumed, hook, stop)
+                result = _loop(session, resumed, hook, stop)
+            _export_for_inference(run_dir)
+            return result
         finally:
             if config.mixed_precision:
                 import keras
 
                 keras.mixed_precision.set_global_policy("float32")
+
+
+def _export_for_inference(run_dir) -> None:
+    """Write ``RUN/model.onnx`` from the final checkpoint (what inference without TensorFlow runs).
+
+    Training has succeeded at this point: an export problem is logged, never raised."""
+    from unspeech.extras import has_module
+
+    if not has_module("onnx"):
+        log.warning("onnx is not installed, so no %s/model.onnx was written; install it and run "
+                    "`unspeech export %s` for inference without TensorFlow", run_dir, run_dir)
+        return
+    from unspeech.context.onnx_export import export_onnx
+    from unspeech.errors import UnspeechError
+
+    try:
+        export_onnx(run_dir)
+    except UnspeechError as exc:
+        log.warning("ONNX export failed (%s); the checkpoints are fine, inference falls back to TensorFlow", exc)
 
 
 def _loop(session: _Session, resumed: bool, hook, stop: _StopRequest) -> TrainResult:

@@ -57,7 +57,9 @@ def speech_from_segments(segments: Mapping[str, Segment]) -> dict[str, list[tupl
 
 
 def collect_inputs(inputs: Sequence[str | os.PathLike]) -> dict[str, str]:
-    """Recording id → source for audio files, folders (searched recursively) and ``*.scp`` files."""
+    """Recording id → source for audio files, folders (searched recursively) and ``*.scp`` files.
+
+    A path that does not exist is a :class:`ConfigError` (entries inside a wav.scp are checked when read)."""
     from unspeech.audio import find_audio_files
     from unspeech.datadir import read_wav_scp
 
@@ -68,6 +70,8 @@ def collect_inputs(inputs: Sequence[str | os.PathLike]) -> dict[str, str]:
             new = find_audio_files(path)
         elif path.endswith(".scp") and os.path.isfile(path):
             new = read_wav_scp(path)
+        elif not os.path.exists(path):  # said up front, before a model is loaded or a file written
+            raise ConfigError(f"input {path!r} does not exist (give audio files, folders or wav.scp files)")
         else:
             new = {os.path.splitext(os.path.basename(path))[0]: path}
         for key, source in new.items():

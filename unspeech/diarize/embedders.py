@@ -168,14 +168,14 @@ def resolve_model(model: str | os.PathLike | None) -> str:
     return model
 
 
-def load_embedder(model: str | os.PathLike | None = "stats", period_frames: int = 10) -> Embedder:
+def load_embedder(model: str | os.PathLike | None = "stats", period_frames: int = 10, runtime: str = "auto") -> Embedder:
     """``"stats"`` gives :class:`StatsEmbedder`; a run directory (or a bundled model's name, or
-    ``None`` for the bundled default) gives :class:`ContextEmbedder`."""
+    ``None`` for the bundled default) gives :class:`ContextEmbedder` on ``runtime``."""
     model = resolve_model(model)
     if model == "stats":
         return StatsEmbedder(period_frames=period_frames)
     check_model_dir(model)
-    return ContextEmbedder(model, period_frames=period_frames)
+    return ContextEmbedder(model, period_frames=period_frames, runtime=runtime)
 
 
 def check_model_dir(model: str) -> None:

@@ -88,6 +88,8 @@ class Diarizer:
     pool_rows : int, moving average of the normalised rows over this many rows before clustering or
         profile matching (10 rows = 1 s at step 10; 1 = none); UIS-RNN always sees the raw rows
     max_points : int, most rows clustered directly per recording
+    runtime : str, runtime of a context model: "auto" (its ``model.onnx`` through ONNX Runtime when
+        current, else TensorFlow), "onnx" or "keras"
 
     Fitted attributes (set on first use): ``embedder_``, ``profiles_``, ``uisrnn_``.
     """
@@ -113,6 +115,7 @@ class Diarizer:
         vad: EnergyVAD | None = None,
         pool_rows: int = 10,
         max_points: int = 3000,
+        runtime: str = "auto",
     ):
         self.backend = backend
         self.model = model
@@ -133,6 +136,7 @@ class Diarizer:
         self.vad = vad
         self.pool_rows = pool_rows
         self.max_points = max_points
+        self.runtime = runtime
 
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments (enough to build an equal Diarizer in another process)."""
@@ -189,7 +193,7 @@ class Diarizer:
         self._check_params()
         from unspeech.diarize.embedders import load_embedder
 
-        self.embedder_ = load_embedder(self.model, int(self.step))
+        self.embedder_ = load_embedder(self.model, int(self.step), runtime=self.runtime)
         self.profiles_ = None
         self.uisrnn_ = None
         if self.backend == "enroll":
