@@ -140,7 +140,7 @@ def test_errors(run, tmp_path):
         GenFeatOptions().validate()
     with pytest.raises(ConfigError, match="hop_size"):
         GenFeatOptions(output_feat_file="x", hop_size=2).validate()
-    with pytest.raises(DataError, match=r"job output .*ivector_online\.1\.scp is missing \(did job 1 finish\?\)"):
+    with pytest.raises(DataError, match=r"job output .*ivector_online\.1\.json is missing \(did job 1 finish\?"):
         merge_jobs(str(tmp_path / "ivector_online"), 2)
 
 

@@ -38,6 +38,9 @@ def test_recipe_exports_every_set_with_parallel_jobs(tmp_path):
         assert ids == [f"{name}-u{i}" for i in range(n)]
         assert [len(r) for r in rows] == [max(1, -(-(5 + 13 * i) // 10)) for i in range(n)]
         assert (tmp_path / "exp" / name / "ivector_period").read_text() == "10\n"
+    # one model, one iVector id in every set (what check_ivectors_compatible.sh compares)
+    ids = {(tmp_path / "exp" / name / "final.ie.id").read_text() for name in ("dev", "train")}
+    assert len(ids) == 1 and ids.pop().startswith("unspeech-")
     # no data at all: a clear failure
     res = subprocess.run(["bash", str(ROOT / "scripts" / "gen_feat_kaldi.sh"), str(run_dir), str(tmp_path / "nowhere"),
                           str(tmp_path / "exp2")], env=env, capture_output=True, text=True)

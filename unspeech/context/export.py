@@ -3,13 +3,15 @@
 ``gen_feat`` reads ``RUN/config.json`` and a checkpoint, slides the target tower (and with
 ``genfeat_combine_contexts`` the context tower) over every utterance (see
 :mod:`unspeech.context.embed` for the row layout) and writes ``PREFIX.ark`` + ``PREFIX.scp`` and
-``ivector_period`` beside them, ready for ``--online-ivectors=scp:PREFIX.scp
---online-ivector-period=$(cat DIR/ivector_period)``. Every input utterance appears in the output,
+``ivector_period`` and ``final.ie.id`` beside them (see :mod:`unspeech.context.ivector_dir`), ready
+for ``--online-ivector-dir DIR`` (``--online-ivectors=scp:PREFIX.scp
+--online-ivector-period=$(cat DIR/ivector_period)``). Every input utterance appears in the output,
 in input order.
 
 Scale-out: ``job=J, num_jobs=N`` processes utterances ``J-1, J-1+N, J-1+2N, ...`` (round robin,
-1-based ``J`` as in Kaldi's ``JOB``) into ``PREFIX.J.ark/scp``; :func:`merge_jobs` then writes
-``PREFIX.scp`` in input order. ``nj=N`` does both with local processes.
+1-based ``J`` as in Kaldi's ``JOB``) into ``PREFIX.J.ark/scp`` + ``PREFIX.J.json``; :func:`merge_jobs`
+then writes ``PREFIX.scp`` in input order, ``ivector_period`` and ``final.ie.id``. ``nj=N`` does both
+with local processes.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -44,7 +45,7 @@ def _opt(default: Any, help: str, choices: tuple | None = None, aliases: tuple[s
 class GenFeatOptions:
     """Options of feature export (the model's own options come from the run's config.json)."""
 
-    output_feat_file: str = _opt("", "Output prefix: writes PREFIX.ark + PREFIX.scp (or PREFIX.npz) and DIR/ivector_period.")
+    output_feat_file: str = _opt("", "Output prefix: writes PREFIX.ark + PREFIX.scp (or PREFIX.npz) and DIR/ivector_period + DIR/final.ie.id.")
     checkpoint: str = _opt("", "Checkpoint to load: empty = latest, N = the one saved at step N, or a checkpoint prefix.")
     genfeat_stride: int = _opt(10, "Frames between output rows: Kaldi's --online-ivector-period (10 frames = 100 ms).")
     genfeat_alignment: str = _opt("start", "start: row i embeds the window starting at frame i*stride (original); center: the window centred there.", ("start", "center"))
@@ -235,13 +236,6 @@ def _write_output(prefix: str, items: Iterator[tuple[str, np.ndarray]], opts: Ge
                                text=opts.output_format == "kaldi_text")
 
 
-def _write_period(prefix: str, period: int) -> None:
-    from unspeech._fileutil import atomic_open
-
-    with atomic_open(Path(prefix).parent / "ivector_period") as fh:
-        fh.write(f"{period}\n")
-
-
 # ---------------------------------------------------------------------- main entry
 
 
@@ -273,6 +267,13 @@ def gen_feat(run_dir: str, filelist: str, opts: GenFeatOptions, given: dict[str,
         return {"outputs": merge_jobs(opts.output_feat_file, opts.num_jobs, opts.output_format)}
     if opts.nj > 1:
         return _run_local_jobs(run_dir, filelist, opts, given)
+    from unspeech.context import ivector_dir
+
+    # the folder's ivector_period / final.ie.id are checked before any work (see ivector_dir)
+    period = None if opts.generate_speaker_vectors else (1 if opts.kaldi_normalize_to_input_length else opts.genfeat_stride)
+    ident = ivector_dir.model_id(run_dir, opts.checkpoint) if opts.output_feat_file else ""
+    if period is not None and opts.output_feat_file:
+        ivector_dir.check_folder(opts.output_feat_file, period, ident)
     from unspeech.context.embed import FrameEmbedder, speaker_vector
     from unspeech.context.towers import load_towers
 
@@ -324,9 +325,11 @@ def gen_feat(run_dir: str, filelist: str, opts: GenFeatOptions, given: dict[str,
         raise DataError(f"{filelist}: no utterances to export")
     ext = ".npz" if opts.output_format == "npz" else ".ark"
     summary["outputs"].append(prefix + ext)
-    if not opts.generate_speaker_vectors and not opts.job:
-        _write_period(prefix, embedder.output_period)
-        summary["outputs"].append(str(Path(prefix).parent / "ivector_period"))
+    assert period is None or period == embedder.output_period
+    if opts.job:  # written last: --merge takes it as the sign that the job finished
+        summary["outputs"].append(ivector_dir.write_job_info(prefix, period, ident, count, opts.num_jobs))
+    elif period is not None:
+        summary["outputs"] += ivector_dir.write_folder_files(prefix, period, ident)
     summary.update(utterances=count, frames=progress.frames, seconds=time.perf_counter() - progress.t0, rtf=progress.rtf)
     log.info("exported %d utterances (%.1f s of audio) to %s%s, real-time factor %.4f",
              count, progress.frames / 100.0, prefix, ext, progress.rtf)
@@ -337,9 +340,16 @@ def merge_jobs(prefix: str, num_jobs: int, output_format: str = "kaldi_bin", per
     """Merge ``PREFIX.1..N`` job outputs into ``PREFIX.scp`` (or ``PREFIX.npz``) in input order.
 
     Job ``J`` holds input utterances ``J-1, J-1+N, ...``; the merged order interleaves them back.
+    The folder's ``ivector_period`` and ``final.ie.id`` come from the jobs' ``PREFIX.J.json``
+    (``period``, when given, must agree with them).
     """
     from unspeech import kaldi_io
     from unspeech._fileutil import atomic_open, atomic_path
+    from unspeech.context import ivector_dir
+
+    job_period, ident = ivector_dir.read_job_infos(prefix, num_jobs)
+    if period is not None and job_period != period:
+        raise DataError(f"{prefix}: the jobs wrote rows every {job_period} frames, not {period}")
 
     if output_format == "npz":
         parts = []
@@ -365,9 +375,8 @@ def merge_jobs(prefix: str, num_jobs: int, output_format: str = "kaldi_bin", per
         with atomic_open(prefix + ".scp") as fh:
             fh.writelines(f"{u} {loc}\n" for u, loc in merged)
         outputs = [prefix + ".scp"]
-    if period is not None:
-        _write_period(prefix, period)
-        outputs.append(str(Path(prefix).parent / "ivector_period"))
+    if job_period is not None:
+        outputs += ivector_dir.write_folder_files(prefix, job_period, ident)
     return outputs
 
 
@@ -395,10 +404,7 @@ def _run_local_jobs(run_dir: str, filelist: str, opts: GenFeatOptions, given) ->
     job_opts = [dataclasses.replace(opts, nj=1, job=j, num_jobs=n, quiet=opts.quiet or j > 1) for j in range(1, n + 1)]
     with ctx.Pool(n) as pool:
         counts = pool.starmap(_job_worker, [(run_dir, filelist, o, dict(given or {}), threads) for o in job_opts])
-    period = None
-    if not opts.generate_speaker_vectors:
-        period = 1 if opts.kaldi_normalize_to_input_length else opts.genfeat_stride
-    outputs = merge_jobs(opts.output_feat_file, n, opts.output_format, period)
+    outputs = merge_jobs(opts.output_feat_file, n, opts.output_format)
     total = sum(counts)
     if total == 0:
         raise DataError(f"{filelist}: no utterances to export")
