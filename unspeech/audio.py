@@ -90,11 +90,16 @@ def _read_pipe_bytes(command: str) -> bytes:
     cmd = command.rstrip()[:-1].strip()
     if not cmd:
         raise AudioError(f"empty pipe command in wav.scp entry {command!r}")
-    proc = subprocess.run(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # sox dithers with a time-seeded generator; -R seeds it fixed so the same pipe gives the same
+    # samples (and features) every run. A SOX_OPTS the user set wins.
+    env = {**os.environ, "SOX_OPTS": os.environ.get("SOX_OPTS", "-R")}
+    proc = subprocess.run(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     if proc.returncode != 0:
         tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
+        hint = " (a program of the pipe is not installed; wav.scp pipes written by unspeech need sox)" \
+            if proc.returncode == 127 else ""
         raise AudioError(
-            f"audio command {cmd!r} failed with exit code {proc.returncode}"
+            f"audio command {cmd!r} failed with exit code {proc.returncode}{hint}"
             + (f": {' / '.join(tail)}" if tail else "")
         )
     if not proc.stdout:

@@ -8,12 +8,15 @@ samples gives ``1 + (N - 400) // 160`` frames), no energy coefficient. Like Kald
 numbers match ``compute-fbank-feats`` on the same audio. ``dither`` defaults to 0 here (Kaldi's
 default is 1.0 on the integer scale) so that the same audio always gives the same features.
 
-:func:`make_fbank_datadir` turns a ``wav.scp`` (+ optional ``segments`` and ``utt2spk``) into
-``feats.ark``/``feats.scp``/``utt2num_frames``/``utt2spk``/``spk2utt``, in parallel and in sorted
-utterance order. With ``speed_perturb=True`` it also adds copies at speed 0.9 and 1.1 the way
-Kaldi's ``perturb_data_dir_speed_3way.sh`` does: the audio is resampled (tempo and pitch change
-together, like ``sox speed``), and both the utterance id and the speaker id get the prefix
-``sp0.9-`` / ``sp1.1-``, so ``sp0.9-spk1`` is a speaker of its own, distinct from ``spk1``.
+:func:`make_fbank_datadir` turns a ``wav.scp`` (+ optional ``segments`` and ``utt2spk``) into a
+Kaldi data dir: ``feats.ark``/``feats.scp``/``utt2num_frames``/``utt2spk``/``spk2utt`` plus
+``wav.scp``, ``utt2dur`` and ``reco2dur`` (and ``segments``), in parallel and in sorted utterance
+order. With ``speed_perturb=True`` it also adds copies at speed 0.9 and 1.1 exactly as Kaldi's
+``perturb_data_dir_speed_3way.sh`` leaves a data dir (``sp0.9-`` ids, ``sox ... speed`` pipes in
+``wav.scp``, re-timed segments, ``utt2uniq``; see :mod:`unspeech.perturb`), and computes the
+features of the copies from those very pipes, so ``sp0.9-spk1`` is a speaker of its own and the
+frame counts are what Kaldi gets from the same data dir. :func:`speed_perturb` does the same to an
+array in memory (polyphase resampling, no sox).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -161,9 +165,11 @@ class FbankSummary:
 
 # --------------------------------------------------------------------------- the data dir job
 
-# One unit of work: a source and the utterances cut from it, in output order.
-# item: (out_id, utt_id, start, end, speed_factor)
-_Item = tuple[str, str, "float | None", "float | None", float]
+# One unit of work: what to read (a wav.scp value) and the utterances cut from it, in output order.
+# item: (out_id, start, end); the flag says whether the task reads an input recording at its
+# original speed (then it also reports that recording's duration for utt2dur/reco2dur).
+_Item = tuple[str, "float | None", "float | None"]
+_Task = tuple[str, str, list[_Item], bool]  # (read_from, source recording, items, original speed)
 
 
 def _as_mapping(value, reader: Callable, what: str):
@@ -175,62 +181,43 @@ def _as_mapping(value, reader: Callable, what: str):
     return reader(path)
 
 
-def _plan(
-    wav: Mapping[str, str],
-    segments: Mapping | None,
-    utt2spk: Mapping[str, str] | None,
-    factors: Sequence[float],
-    wav_name: str,
-) -> tuple[list[tuple[str, list[_Item]]], dict[str, str]]:
-    """Group the output utterances (sorted ids) into tasks sharing one source."""
-    from unspeech import datadir
-
-    if segments is not None:
-        base = {}
-        for utt, seg in segments.items():
-            if seg.recording not in wav:
-                raise DataError(f"segments: utterance {utt!r} refers to recording {seg.recording!r}, "
-                                f"which is not in {wav_name}")
-            base[utt] = (wav[seg.recording], seg.start, seg.end)
-    else:
-        base = {utt: (src, None, None) for utt, src in wav.items()}
-    if not base:
-        raise DataError(f"{wav_name}: no utterances to process")
-    if utt2spk is None:
-        speakers = {utt: utt for utt in base}  # Kaldi convention: each utterance its own speaker
-    else:
-        missing = sorted(set(base) - set(utt2spk))
-        if missing:
-            raise DataError(f"utt2spk has no speaker for utterance {missing[0]!r} "
-                            f"({len(missing)} utterance(s) missing)")
-        speakers = {utt: utt2spk[utt] for utt in base}
-    out: dict[str, tuple[str, float]] = {}
-    out_spk: dict[str, str] = {}
-    for utt in base:
-        for factor in (1.0, *factors):
-            prefix = speed_prefix(factor)
-            out[prefix + utt] = (utt, factor)
-            out_spk[prefix + utt] = prefix + speakers[utt]
-    tasks: list[tuple[str, list[_Item]]] = []
-    for out_id in datadir.c_sorted(out):
-        utt, factor = out[out_id]
-        src, start, end = base[utt]
-        item = (out_id, utt, start, end, factor)
-        if tasks and tasks[-1][0] == src and is_pipe(src) and len(tasks[-1][1]) < 64:
-            tasks[-1][1].append(item)
+def _tasks(plan) -> list[_Task]:
+    """Group the planned utterances (sorted ids) into tasks that read one source."""
+    tasks: list[_Task] = []
+    for u in plan.utterances.values():
+        src = plan.read_from[u.recording]
+        item = (u.utt, u.start, u.end)
+        if (tasks and tasks[-1][0] == src and tasks[-1][1] == u.source_recording and is_pipe(src)
+                and len(tasks[-1][2]) < 64):
+            tasks[-1][2].append(item)
         else:
-            tasks.append((src, [item]))
-    return tasks, out_spk
+            tasks.append((src, u.source_recording, [item], u.factor == "1.0"))
+    return tasks
 
 
-def _run_task(args) -> list[tuple[str, np.ndarray, int]]:
-    """Worker: features of every item of one task → [(out_id, feats, n_samples)]."""
-    src, items, opts = args
+def _file_seconds(path: str) -> float:
+    """Duration of an audio file from its header (seconds)."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(path)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise AudioError(f"cannot read audio {path!r}: {exc}") from exc
+    return info.frames / info.samplerate
+
+
+def _run_task(args) -> tuple[list[tuple[str, np.ndarray, int]], float | None]:
+    """Worker: features of every item of one task -> ([(out_id, feats, n_samples)], seconds).
+
+    ``seconds`` is the duration of the source recording when the task reads it at its original
+    speed (None otherwise). A pipe is run once per task and every item cut from its output.
+    """
+    src, _, items, original, opts = args
     cached = None
     results = []
-    for out_id, utt, start, end, factor in items:
+    for out_id, start, end in items:
         try:
-            if is_pipe(src) and len(items) > 1:
+            if is_pipe(src):
                 if cached is None:
                     cached = read_audio(src)
                 data, rate = cached
@@ -240,11 +227,28 @@ def _run_task(args) -> list[tuple[str, np.ndarray, int]]:
             else:
                 samples = load_audio(src, start, end)
         except AudioError as exc:
-            raise AudioError(f"utterance {utt!r}: {exc}") from None
-        samples = speed_perturb(samples, factor)
+            hint = ""
+            if not original and "RIFF header not found" in str(exc):
+                hint = (" (speed perturbation, like Kaldi's, reads the wav.scp entry as WAV: a pipe must write WAV,"
+                        " e.g. 'sox in.flac -t wav - |')")
+            raise AudioError(f"utterance {out_id!r}: {exc}{hint}") from None
         feats = compute_fbank(samples, TARGET_RATE, name=f"utterance {out_id!r}", **opts)
         results.append((out_id, feats, len(samples)))
-    return results
+    seconds = None
+    if original:
+        seconds = len(cached[0]) / cached[1] if cached is not None else _file_seconds(src)
+    return results, seconds
+
+
+def _check_stale_tables(out_dir: Path, utts, written: set[str]) -> None:
+    """Refuse to leave a table of an earlier run that no longer matches the utterances written."""
+    from unspeech import datadir
+
+    for name in ("segments", "utt2uniq", "text"):
+        path = out_dir / name
+        if name not in written and path.is_file() and set(datadir.read_table(path, min_fields=1)) != set(utts):
+            raise DataError(f"{path} (from an earlier run?) lists other utterances than this run writes and "
+                            f"would make the data dir invalid: remove it or choose another output dir")
 
 
 def make_fbank_datadir(
@@ -259,22 +263,35 @@ def make_fbank_datadir(
     dither: float = 0.0,
     num_bins: int = 40,
     compress: bool = False,
+    always_include_prefix: bool = False,
+    plain_audio_paths: bool = False,
+    absolute_paths: bool = True,
+    text: str | os.PathLike | Mapping[str, str] | None = None,
 ) -> FbankSummary:
     """Compute fbank features of a Kaldi data set and write a data dir.
 
     Parameters
     ----------
     wav_scp : path or mapping recording id → source (file path or ``cmd |``)
-    out_dir : path; receives ``feats.ark``, ``feats.scp`` (pointing at ``out_dir/feats.ark`` as
-        given), ``utt2num_frames``, ``utt2spk`` and ``spk2utt``
+    out_dir : path; receives ``feats.ark``, ``feats.scp``, ``utt2num_frames``, ``utt2spk``,
+        ``spk2utt``, ``wav.scp`` (Kaldi-readable values, see :func:`unspeech.datadir.kaldi_wav_entry`),
+        ``utt2dur`` and ``reco2dur`` (seconds), ``segments`` when given, ``utt2uniq`` when perturbed
     segments : path or mapping utterance id → ``Segment(recording, start, end)``, optional;
         without it every recording is one utterance with the recording's id
     utt2spk : path or mapping, optional; without it every utterance is its own speaker
     nj : int, worker processes
-    speed_perturb : bool; add ``sp0.9-`` / ``sp1.1-`` copies (see the module notes)
+    speed_perturb : bool; add ``sp0.9-`` / ``sp1.1-`` copies exactly as Kaldi's
+        ``perturb_data_dir_speed_3way.sh`` does (see :mod:`unspeech.perturb`); needs ``sox``
     progress : callable ``(completed, total)`` called after each utterance, optional
     dither, num_bins : see :func:`compute_fbank`
-    compress : bool; store Kaldi-compressed matrices
+    always_include_prefix : bool; with ``speed_perturb``, prefix the original data with ``sp1.0-``
+        (Kaldi's ``--always-include-prefix true``)
+    plain_audio_paths : bool; write audio files to ``wav.scp`` as plain paths even when Kaldi
+        cannot read them (flac, ogg, ...), for tools that decode them themselves
+    absolute_paths : bool; absolute paths in ``feats.scp`` and ``wav.scp`` (default, as Kaldi
+        writes them); False keeps them as given, relative to the working directory
+    text : path or mapping utterance id -> transcript, optional; copied to ``text`` (perturbed
+        copies keep the transcript of their original, as in Kaldi)
 
     Returns
     -------
@@ -289,20 +306,45 @@ def make_fbank_datadir(
     wav = _as_mapping(wav_scp, datadir.read_wav_scp, "wav.scp")
     segs = _as_mapping(segments, datadir.read_segments, "segments")
     u2s = _as_mapping(utt2spk, datadir.read_utt2spk, "utt2spk")
-    factors = SPEED_FACTORS if speed_perturb else ()
-    tasks, out_spk = _plan(wav, segs, u2s, factors, wav_name)
+    transcripts = _as_mapping(text, datadir.read_text, "text")
+    from unspeech import perturb
+    from unspeech._fileutil import atomic_open
+
+    if always_include_prefix and not speed_perturb:
+        raise ConfigError("`always_include_prefix` (sp1.0- on the original data) needs speed_perturb")
+    factors = perturb.KALDI_SPEEDS if speed_perturb else ()
+    entries = datadir.kaldi_wav_scp(wav, plain_paths=plain_audio_paths, absolute=absolute_paths)
+    plan = perturb.plan_datadir(wav, segs, u2s, entries, factors, always_include_prefix, wav_name)
+    if plan.dropped:
+        logger.warning("%d utterance(s) get no perturbed copies (segment too short or ending at -1, as in "
+                       "Kaldi's perturb_data_dir_speed.sh), e.g. %r", len(plan.dropped), plan.dropped[0])
+    out_dir = Path(out_dir)
+    written = {name for name, yes in (("segments", plan.has_segments), ("utt2uniq", bool(factors)),
+                                      ("text", text is not None)) if yes}
+    _check_stale_tables(out_dir, plan.utterances, written)
+    if factors and shutil.which("sox") is None:
+        raise ConfigError("--speed-perturb needs the sox program (Kaldi's perturb_data_dir_speed.sh uses it "
+                          "too); install it, e.g. apt-get install sox")
+    if transcripts is not None:
+        missing = datadir.c_sorted({u.source_utt for u in plan.utterances.values()} - set(transcripts))
+        if missing:
+            raise DataError(f"text has no transcript for utterance {missing[0]!r} ({len(missing)} missing)")
+    tasks = _tasks(plan)
+    out_spk = plan.utt2spk
     total = len(out_spk)
     opts = {"dither": float(dither), "num_bins": int(num_bins)}
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     frames: dict[str, int] = {}
+    reco_seconds: dict[str, float] = {}
     counters = {"samples": 0}
     started = time.perf_counter()
 
     def _results(pool) -> Iterator[tuple[str, np.ndarray]]:
-        jobs = [(src, items, opts) for src, items in tasks]
+        jobs = [(*task, opts) for task in tasks]
         stream = pool.imap(_run_task, jobs) if pool is not None else map(_run_task, jobs)
-        for batch in stream:
+        for task, (batch, source_seconds) in zip(tasks, stream):
+            if source_seconds is not None:
+                reco_seconds[task[1]] = source_seconds
             for out_id, feats, n in batch:
                 frames[out_id] = len(feats)
                 counters["samples"] += n
@@ -315,17 +357,25 @@ def make_fbank_datadir(
     workers = min(nj, len(tasks))
     if workers > 1:
         with multiprocessing.get_context().Pool(workers) as pool:
-            kaldi_io.write_mats(ark, _results(pool), scp, compress=compress)
+            kaldi_io.write_mats(ark, _results(pool), scp, compress=compress, absolute_paths=absolute_paths)
     else:
-        kaldi_io.write_mats(ark, _results(None), scp, compress=compress)
-
-    from unspeech._fileutil import atomic_open
+        kaldi_io.write_mats(ark, _results(None), scp, compress=compress, absolute_paths=absolute_paths)
 
     with atomic_open(out_dir / "utt2num_frames") as fh:
         fh.writelines(f"{utt} {n}\n" for utt, n in sorted(frames.items()))
     datadir.write_utt2spk(out_dir / "utt2spk", out_spk)
     spk2utt = datadir.utt2spk_to_spk2utt(out_spk)
     datadir.write_spk2utt(out_dir / "spk2utt", spk2utt)
+    datadir.write_wav_scp(out_dir / "wav.scp", plan.wav_scp)
+    if plan.has_segments:
+        datadir.write_table(out_dir / "segments", plan.segments_table())
+    if factors:
+        datadir.write_table(out_dir / "utt2uniq", plan.utt2uniq)
+    if transcripts is not None:
+        datadir.write_text(out_dir / "text", {u.utt: transcripts[u.source_utt] for u in plan.utterances.values()})
+    utt2dur, reco2dur = plan.durations(reco_seconds)
+    datadir.write_table(out_dir / "utt2dur", utt2dur)
+    datadir.write_table(out_dir / "reco2dur", reco2dur)
     seconds = counters["samples"] / TARGET_RATE
     elapsed = time.perf_counter() - started
     logger.info("%d utterances, %.1f s of audio in %.1f s (%.0fx real time) -> %s",

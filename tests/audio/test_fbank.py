@@ -103,7 +103,7 @@ def corpus(tmp_path):
     sf.write(src / "r1.wav", _noise(16000, 1), 16000, subtype="PCM_16")
     sf.write(src / "r2.flac", _noise(12000, 2), 16000, subtype="PCM_16")
     sf.write(src / "r3.wav", np.stack([_noise(8000, 3), _noise(8000, 4)], 1), 8000, subtype="PCM_16")
-    wav = {"r1": str(src / "r1.wav"), "r2": f"cat {src / 'r2.flac'} |", "r3": str(src / "r3.wav")}
+    wav = {"r1": str(src / "r1.wav"), "r2": f"sox {src / 'r2.flac'} -t wav - |", "r3": str(src / "r3.wav")}
     datadir.write_wav_scp(src / "wav.scp", wav)
     datadir.write_utt2spk(src / "utt2spk", {"r1": "spk1", "r2": "spk1", "r3": "spk2"})
     segs = {"r2-a": datadir.Segment("r2", 0.0, 0.4), "r2-b": datadir.Segment("r2", 0.3, 0.75),
@@ -211,7 +211,10 @@ def test_cli_wav_dir_to_feats_scp(tmp_path, capsys):
     feats = kaldiio.load_scp(str(out / "feats.scp"))
     assert sorted(feats) == ["alpha", "beta", "sp0.9-alpha", "sp0.9-beta", "sp1.1-alpha", "sp1.1-beta"]
     assert feats["beta"].shape == (98, 40)
-    assert datadir.read_wav_scp(out / "wav.scp")["beta"].endswith("beta.flac")
+    wav = datadir.read_wav_scp(out / "wav.scp")
+    assert wav["beta"] == f"sox {wavs / 'deeper' / 'beta.flac'} -t wav -b 16 - |"
+    assert wav["sp0.9-beta"] == f"{wav['beta'][:-2]} | sox -t wav - -t wav - speed 0.9 |"
+    assert wav["alpha"] == str(wavs / "alpha.wav")
     datadir.validate_datadir(out)
 
 

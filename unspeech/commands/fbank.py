@@ -23,11 +23,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "the file names without extension; a wav.scp is written to --out-dir")
     parser.add_argument("--segments", help="Kaldi segments file (utt recording start end)")
     parser.add_argument("--utt2spk", help="utt2spk; without it each utterance is its own speaker")
+    parser.add_argument("--text", help="Kaldi text (transcripts), copied to the output (also for perturbed copies)")
     parser.add_argument("--out-dir", required=True, help="output data dir: feats.ark/scp, "
-                        "utt2num_frames, utt2spk, spk2utt")
+                        "utt2num_frames, utt2spk, spk2utt, wav.scp, utt2dur, reco2dur (+ segments, utt2uniq)")
     parser.add_argument("--nj", type=int, default=1, help="parallel worker processes (default 1)")
-    parser.add_argument("--speed-perturb", action="store_true",
-                        help="add sp0.9-/sp1.1- speed-perturbed copies (Kaldi 3-way recipe)")
+    parser.add_argument("--speed-perturb", "--speed_perturb", action="store_true",
+                        help="add sp0.9-/sp1.1- speed-perturbed copies exactly as Kaldi's "
+                        "perturb_data_dir_speed_3way.sh (sox pipes in wav.scp, utt2uniq; needs sox)")
+    parser.add_argument("--always-include-prefix", "--always_include_prefix", action="store_true",
+                        help="with --speed-perturb: prefix the original data with sp1.0- too (Kaldi's option)")
+    parser.add_argument("--plain-audio-paths", "--plain_audio_paths", action="store_true",
+                        help="wav.scp lists flac/ogg/mp3 files as plain paths (for lhotse, torchaudio, ...) "
+                        "instead of 'sox FILE -t wav -b 16 - |' pipes; Kaldi's binaries read only WAV and pipes")
+    parser.add_argument("--relative-paths", "--relative_paths", action="store_true",
+                        help="keep paths in feats.scp/wav.scp as given instead of absolute ones")
     parser.add_argument("--dither", type=float, default=0.0,
                         help="dither on the 16-bit scale (Kaldi default 1.0); 0 = reproducible (default)")
     parser.add_argument("--num-bins", type=int, default=40, help="mel bins / feature dim (default 40)")
@@ -38,15 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from unspeech import audio, datadir
+    from unspeech import audio
     from unspeech.fbank import make_fbank_datadir
 
     wav_scp = args.wav_scp
     if args.wav_dir is not None:
         wav_scp = audio.find_audio_files(args.wav_dir)
-        scp_path = os.path.join(args.out_dir, "wav.scp")
-        datadir.write_wav_scp(scp_path, wav_scp)
-        logger.info("found %d audio files in %s; wrote %s", len(wav_scp), args.wav_dir, scp_path)
+        logger.info("found %d audio files in %s", len(wav_scp), args.wav_dir)
     elif args.segments is None and os.path.isfile(os.path.join(os.path.dirname(args.wav_scp), "segments")):
         logger.warning("a segments file lies next to %s but --segments was not given: "
                        "each recording becomes one utterance", args.wav_scp)
@@ -62,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         summary = make_fbank_datadir(
             wav_scp, args.out_dir, segments=args.segments, utt2spk=args.utt2spk, nj=args.nj,
             speed_perturb=args.speed_perturb, progress=_progress, dither=args.dither,
-            num_bins=args.num_bins, compress=args.compress,
+            num_bins=args.num_bins, compress=args.compress, always_include_prefix=args.always_include_prefix,
+            plain_audio_paths=args.plain_audio_paths, absolute_paths=not args.relative_paths, text=args.text,
         )
     finally:
         bar.close()
