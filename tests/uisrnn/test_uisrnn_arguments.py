@@ -18,7 +18,14 @@ def test_defaults_match_the_library():
                                        train_iteration=20000, batch_size=10, num_permutations=10,
                                        sigma_alpha=1.0, sigma_beta=1.0, regularization_weight=1e-5,
                                        grad_max_norm=5.0, enforce_cluster_id_uniqueness=True)
-    assert vars(inference_args) == dict(beam_size=10, look_ahead=1, test_iteration=2)
+    # the library's three inference options, then ours: speaker-count limits and the decoding rule
+    assert vars(inference_args) == dict(beam_size=10, look_ahead=1, test_iteration=2, num_speakers=None,
+                                        max_speakers=None, running_mean="uisrnn")
+
+
+def test_speaker_limits_and_running_mean_on_the_command_line():
+    _, _, inference_args = parse_arguments(["--max_speakers", "3", "--num_speakers=2", "--running_mean", "training"])
+    assert (inference_args.max_speakers, inference_args.num_speakers, inference_args.running_mean) == (3, 2, "training")
 
 
 def test_short_flags_equals_form_and_booleans():
@@ -38,7 +45,8 @@ def test_reads_sys_argv_without_a_list(monkeypatch):
     assert model_args.observation_dim == 8 and inference_args.look_ahead == 2
 
 
-@pytest.mark.parametrize("argv", [["--no_such_flag"], ["--enable_cuda", "maybe"], ["-o", "sgd"]])
+@pytest.mark.parametrize("argv", [["--no_such_flag"], ["--enable_cuda", "maybe"], ["-o", "sgd"],
+                                  ["--max_speakers", "two"], ["--running_mean", "median"]])
 def test_bad_command_lines_exit_with_usage(argv, capsys):
     with pytest.raises(SystemExit) as excinfo:
         parse_arguments(argv)

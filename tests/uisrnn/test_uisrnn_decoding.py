@@ -40,15 +40,29 @@ def clustered_sequence(seed, length, dim=4, speakers=3, noise=0.3):
 
 
 class PlainBeam:
-    """One hypothesis with per-speaker hidden state, output sum and count, as Python lists."""
+    """One hypothesis with per-speaker hidden state and every network output, as Python lists."""
 
     def __init__(self):
-        self.hidden, self.sums, self.counts, self.blocks, self.trace = [], [], [], [], []
+        self.hidden, self.outputs, self.blocks, self.trace = [], [], [], []
         self.score = 0.0
 
 
+def predicted_mean(outputs, running_mean):
+    """A speaker's prediction from all its outputs o_0 (zero entry), o_1, ..., o_n."""
+    if running_mean == "training":
+        return np.mean(outputs, axis=0)
+    # the uisrnn library's decoder: o_0, then o_1, then the mean of o_2 ... o_n
+    return outputs[-1] if len(outputs) < 3 else np.mean(outputs[2:], axis=0)
+
+
+def test_predicted_mean_rules():
+    outputs = [np.array([float(v)]) for v in (1, 2, 4, 8)]
+    assert [predicted_mean(outputs[:n], "uisrnn")[0] for n in (1, 2, 3, 4)] == [1, 2, 4, 6]
+    assert [predicted_mean(outputs[:n], "training")[0] for n in (1, 2, 3, 4)] == [1, 1.5, 7 / 3, 15 / 4]
+
+
 def plain_decode(weights, sequence, beam_size, look_ahead, test_iteration,
-                 min_speakers=0, max_speakers=math.inf):
+                 min_speakers=0, max_speakers=math.inf, running_mean="uisrnn"):
     """Reference decoder: every (beam, assignment) candidate is scored and advanced on its own."""
     root_hidden, root_output = weights.root_state()
     data = np.tile(sequence, (test_iteration, 1))
@@ -58,7 +72,7 @@ def plain_decode(weights, sequence, beam_size, look_ahead, test_iteration,
     def extend(beam, chunk, choice, start):
         beam = copy.deepcopy(beam)
         for offset, (entry, speaker) in enumerate(zip(chunk, choice)):
-            known = len(beam.sums)
+            known = len(beam.outputs)
             if speaker > known:
                 return None
             norm = math.log(sum(beam.blocks) + alpha)
@@ -70,7 +84,7 @@ def plain_decode(weights, sequence, beam_size, look_ahead, test_iteration,
             else:
                 if total - (start + offset) - 1 < min_speakers - known:
                     return None
-                hidden, mean = beam.hidden[speaker], beam.sums[speaker] / beam.counts[speaker]
+                hidden, mean = beam.hidden[speaker], predicted_mean(beam.outputs[speaker], running_mean)
                 if speaker == beam.trace[-1]:
                     cost = -math.log(1.0 - p0)
                 else:
@@ -79,13 +93,11 @@ def plain_decode(weights, sequence, beam_size, look_ahead, test_iteration,
             new_hidden, output = weights.run_rnn(weights.project_inputs(entry[None]), hidden[None])
             if speaker == known:
                 beam.hidden.append(new_hidden[0])
-                beam.sums.append(root_output + output[0])
-                beam.counts.append(2)
+                beam.outputs.append([root_output, output[0]])
                 beam.blocks.append(1)
             else:
                 beam.hidden[speaker] = new_hidden[0]
-                beam.sums[speaker] = beam.sums[speaker] + output[0]
-                beam.counts[speaker] += 1
+                beam.outputs[speaker] = beam.outputs[speaker] + [output[0]]
                 beam.blocks[speaker] += speaker != beam.trace[-1]
             beam.trace.append(speaker)
             beam.score += cost
@@ -96,7 +108,7 @@ def plain_decode(weights, sequence, beam_size, look_ahead, test_iteration,
         chunk = data[start:start + look_ahead]
         candidates = []
         for beam in beams:
-            ranges = [range(len(beam.sums) + 1 + j) for j in range(len(chunk))]
+            ranges = [range(len(beam.outputs) + 1 + j) for j in range(len(chunk))]
             for choice in itertools.product(*ranges):
                 new = extend(beam, chunk, choice, start)
                 if new is not None:
@@ -106,10 +118,11 @@ def plain_decode(weights, sequence, beam_size, look_ahead, test_iteration,
     return beams
 
 
-def vectorized_beams(weights, sequence, beam_size, look_ahead, test_iteration, min_speakers=0, max_speakers=None):
+def vectorized_beams(weights, sequence, beam_size, look_ahead, test_iteration, min_speakers=0, max_speakers=None,
+                     running_mean="uisrnn"):
     total = len(sequence) * test_iteration
     decoder = BeamSearchDecoder(weights, beam_size, min_speakers=min_speakers,
-                                max_speakers=max_speakers, total_entries=total)
+                                max_speakers=max_speakers, total_entries=total, running_mean=running_mean)
     data = np.tile(sequence, (test_iteration, 1))
     for start in range(0, total, look_ahead):
         decoder.step(data[start:start + look_ahead])
@@ -127,19 +140,20 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("running_mean", ["uisrnn", "training"])
 @pytest.mark.parametrize("seed,length,beam_size,look_ahead,test_iteration,depth", CASES)
 def test_vectorized_search_makes_the_plain_decoders_decisions(seed, length, beam_size, look_ahead,
-                                                             test_iteration, depth):
+                                                             test_iteration, depth, running_mean):
     weights = random_weights(seed, depth=depth)
     sequence = clustered_sequence(seed, length)
-    expected = plain_decode(weights, sequence, beam_size, look_ahead, test_iteration)
-    decoder = vectorized_beams(weights, sequence, beam_size, look_ahead, test_iteration)
+    expected = plain_decode(weights, sequence, beam_size, look_ahead, test_iteration, running_mean=running_mean)
+    decoder = vectorized_beams(weights, sequence, beam_size, look_ahead, test_iteration, running_mean=running_mean)
     # Same surviving hypotheses, in the same order, with the same scores.
     assert len(decoder._beams.scores) == len(expected)
     np.testing.assert_allclose(decoder._beams.scores, [b.score for b in expected], rtol=1e-9)
     assert decoder.best_labels() == expected[0].trace
-    assert decode_sequence(weights, sequence, beam_size=beam_size, look_ahead=look_ahead,
-                           test_iteration=test_iteration) == expected[0].trace[-length:]
+    assert decode_sequence(weights, sequence, beam_size=beam_size, look_ahead=look_ahead, test_iteration=test_iteration,
+                           running_mean=running_mean) == expected[0].trace[-length:]
 
 
 @pytest.mark.parametrize("min_speakers,max_speakers", [(0, 1), (0, 2), (3, 3), (4, 5)])
@@ -217,6 +231,7 @@ def test_float32_weights_decode_float64_input():
     ({"test_iteration": -1}, "`test_iteration` must be a positive integer"),
     ({"num_speakers": 0}, "`num_speakers` must be a positive integer or None"),
     ({"num_speakers": 3, "max_speakers": 2}, "`max_speakers` must be >= `num_speakers`"),
+    ({"running_mean": "median"}, "`running_mean` must be one of"),
 ])
 def test_bad_inference_options_raise(kwargs, message):
     with pytest.raises(ConfigError, match=message):

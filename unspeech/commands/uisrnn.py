@@ -6,6 +6,10 @@ Examples::
         --ivector_period 10 --model exp/uisrnn.npz --observation_dim 100 -t 5000
     unspeech uisrnn predict --input-ark exp/test_ivector_online.scp --model exp/uisrnn.npz \\
         --ivector_period 10 --output_rttm exp/hyp.rttm --output_labels exp/labels.txt
+    unspeech uisrnn convert saved_model.uisrnn exp/uisrnn.npz        # a uisrnn (torch) model -> ours
+    unspeech uisrnn convert exp/uisrnn.npz exp/uisrnn.pt --to uisrnn  # ours -> uisrnn's format
+
+``predict`` and ``--init-model`` read both formats directly; neither needs torch.
 
 All model / training / inference flags of the ``uisrnn`` library are accepted with the same
 defaults (see ``unspeech uisrnn train --help``).
@@ -32,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from unspeech.uisrnn.arguments import build_parsers
 
     model_parser, training_parser, inference_parser = build_parsers()
-    sub = parser.add_subparsers(dest="action", required=True, metavar="{train,predict}")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="{train,predict,convert}")
     train = sub.add_parser("train", parents=[model_parser, training_parser],
                            help="train from embedding arks + RTTM turns")
     _common(train)
@@ -49,10 +53,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     predict.add_argument("--output_rttm", "--output-rttm", dest="output_rttm", help="hypothesis RTTM to write")
     predict.add_argument("--output_labels", "--output-labels", dest="output_labels",
                          help="write '<utt> <label per row>' lines here")
-    predict.add_argument("--num_speakers", type=int, default=None, help="exact number of speakers per utterance")
-    predict.add_argument("--max_speakers", type=int, default=None, help="at most this many speakers per utterance")
     predict.add_argument("--num_processes", "--nj", dest="num_processes", type=int, default=1,
                          help="decode utterances in this many processes (default 1)")
+
+    convert = sub.add_parser("convert", help="convert a model between the uisrnn library's (torch) format and ours")
+    convert.add_argument("source", help="model saved by unspeech (.npz) or by the uisrnn library (torch.save)")
+    convert.add_argument("target", help="where to write the converted model")
+    convert.add_argument("--to", choices=["unspeech", "uisrnn"], default="unspeech",
+                         help="format to write: 'unspeech' (.npz, default) or 'uisrnn' (torch.save file that "
+                              "uisrnn.UISRNN.load reads)")
+    convert.add_argument("--quiet", action="store_true", help="only warnings and errors")
 
 
 def _split(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:
@@ -67,6 +77,12 @@ def run(args: argparse.Namespace) -> int:
     from unspeech.uisrnn.arguments import build_parsers
     from unspeech.uisrnn.model import UISRNN
 
+    if args.action == "convert":
+        from unspeech.uisrnn.model_io import convert_model
+
+        source_format = convert_model(args.source, args.target, to=args.to)
+        logger.info("converted %s (%s format) to %s (%s format)", args.source, source_format, args.target, args.to)
+        return 0
     model_parser, training_parser, inference_parser = build_parsers()
     if args.action == "train":
         require_tensorflow("unspeech uisrnn train")  # before reading or writing anything
@@ -89,7 +105,6 @@ def run(args: argparse.Namespace) -> int:
     inference_args = _split(args, inference_parser)
     result = glue.predict_arks(model, args.input_ark, inference_args, args.ivector_period,
                                out_rttm=args.output_rttm, out_labels=args.output_labels,
-                               frame_shift=args.frame_shift, num_speakers=args.num_speakers,
-                               max_speakers=args.max_speakers, num_processes=args.num_processes)
+                               frame_shift=args.frame_shift, num_processes=args.num_processes)
     logger.info("diarized %d utterances", len(result))
     return 0

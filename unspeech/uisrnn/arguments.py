@@ -77,6 +77,14 @@ def _inference_parser() -> argparse.ArgumentParser:
     group.add_argument("--test_iteration", type=int, default=2,
                        help="decode the sequence repeated this many times and keep the labels "
                             "of the last copy")
+    group.add_argument("--num_speakers", type=int, default=None,
+                       help="exact number of speakers in each sequence (default: decoded)")
+    group.add_argument("--max_speakers", type=int, default=None,
+                       help="at most this many speakers in each sequence (default: no limit)")
+    group.add_argument("--running_mean", default="uisrnn", choices=["uisrnn", "training"],
+                       help="which network outputs predict a speaker's next entry while decoding: 'uisrnn' "
+                            "(default) as the uisrnn library's decoder, 'training' the mean of all outputs "
+                            "as in the training loss")
     return parser
 
 

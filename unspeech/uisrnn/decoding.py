@@ -2,9 +2,17 @@
 
 Each hypothesis (beam) assigns the entries seen so far to speakers 0, 1, 2, ... in order of
 first appearance. A speaker's state is a *node*: the GRU hidden state after the speaker's
-entries, the running sum of the network outputs and their count (the prediction for the next
-entry of that speaker is the running mean of the outputs, exactly as in training). Nodes are
-immutable and shared between beams, so a beam is just a row of node ids plus block counts.
+entries, the running sum of the network outputs and their count; the prediction for the next
+entry of that speaker is their running mean. Nodes are immutable and shared between beams, so
+a beam is just a row of node ids plus block counts.
+
+Which outputs the running mean holds is the ``running_mean`` option. With ``n`` entries of a
+speaker consumed, the network has produced ``o_0`` (from the zero entry that starts every
+speaker) and ``o_1 ... o_n``:
+
+* ``"uisrnn"`` (default, the ``uisrnn`` library's decoder): ``o_0`` before the first entry,
+  ``o_1`` after it, then the mean of ``o_2 ... o_n``;
+* ``"training"``: the mean of ``o_0 ... o_n``, the prediction the training loss scores.
 
 One search step scores every (beam x candidate speaker) pair at once from the stored means,
 keeps the ``beam_size`` best, and then advances the GRU for all kept pairs in one batched call;
@@ -36,10 +44,13 @@ __all__ = [
     "decode_sequence",
     "decode_batch",
     "check_inference_options",
+    "RUNNING_MEANS",
 ]
 
 ROOT = 0  # node id of the state "new speaker, nothing consumed yet"
 COMPACT_ABOVE = 4096  # drop unreferenced speaker states once the pool holds more than this
+# running_mean rule -> how many outputs after the zero entry restart the mean (see above)
+RUNNING_MEANS = {"uisrnn": 2, "training": 0}
 
 _BLAS_CONTROLLER = None
 
@@ -79,6 +90,14 @@ def check_inference_options(beam_size, look_ahead, test_iteration,
     return low, high
 
 
+def restart_count(running_mean: str) -> int:
+    """Number of leading outputs a ``running_mean`` rule replaces instead of averaging."""
+    if running_mean not in RUNNING_MEANS:
+        raise ConfigError(f"`running_mean` must be one of {sorted(RUNNING_MEANS)}. "
+                          f"Received: running_mean={running_mean!r}")
+    return RUNNING_MEANS[running_mean]
+
+
 def _check_weights(weights: DecoderWeights) -> None:
     p0 = weights.transition_bias
     if p0 is None or not 0.0 < float(p0) < 1.0:
@@ -91,20 +110,28 @@ def _check_weights(weights: DecoderWeights) -> None:
 
 
 class _NodePool:
-    """Growable store of immutable speaker states shared by all beams."""
+    """Growable store of immutable speaker states shared by all beams.
 
-    def __init__(self, weights: DecoderWeights, capacity: int = 256):
+    ``running_mean`` picks the outputs each state's mean holds (see the module docstring).
+    """
+
+    ARRAYS = ("hidden", "sums", "means", "counts", "consumed")
+
+    def __init__(self, weights: DecoderWeights, running_mean: str = "uisrnn", capacity: int = 256):
         depth, size, dim = weights.depth, weights.hidden_size, weights.observation_dim
         self.weights = weights
+        self.restart = restart_count(running_mean)
         self.hidden = np.empty((capacity, depth, size), dtype=weights.dtype)
         self.sums = np.empty((capacity, dim), dtype=weights.dtype)
         self.means = np.empty((capacity, dim), dtype=weights.dtype)
-        self.counts = np.empty(capacity, dtype=np.int64)
+        self.counts = np.empty(capacity, dtype=np.int64)  # outputs in the running sum
+        self.consumed = np.empty(capacity, dtype=np.int64)  # entries of the speaker so far
         root_hidden, root_output = weights.root_state()
         self.hidden[ROOT] = root_hidden
         self.sums[ROOT] = root_output
         self.means[ROOT] = root_output
         self.counts[ROOT] = 1
+        self.consumed[ROOT] = 0
         self.size = 1
 
     def _reserve(self, extra: int) -> None:
@@ -112,7 +139,7 @@ class _NodePool:
         if need <= len(self.counts):
             return
         capacity = max(need, 2 * len(self.counts))
-        for name in ("hidden", "sums", "means", "counts"):
+        for name in self.ARRAYS:
             old = getattr(self, name)
             new = np.empty((capacity,) + old.shape[1:], dtype=old.dtype)
             new[: self.size] = old[: self.size]
@@ -146,11 +173,14 @@ class _NodePool:
         self._reserve(len(unique))
         stop = start + len(unique)
         self.hidden[start:stop] = hidden
-        sums = self.sums[unique] + output
-        counts = self.counts[unique] + 1
+        consumed = self.consumed[unique] + 1
+        restart = consumed <= self.restart
+        sums = np.where(restart[:, None], output, self.sums[unique] + output)
+        counts = np.where(restart, 1, self.counts[unique] + 1)
         self.sums[start:stop] = sums
         self.means[start:stop] = sums / counts[:, None]
         self.counts[start:stop] = counts
+        self.consumed[start:stop] = consumed
         self.size = stop
         return start + inverse
 
@@ -159,7 +189,7 @@ class _NodePool:
         live = np.unique(np.concatenate([[ROOT]] + [table[table >= 0] for table in node_tables]))
         remap = np.full(self.size, -1, dtype=np.int64)
         remap[live] = np.arange(len(live))
-        for name in ("hidden", "sums", "means", "counts"):
+        for name in self.ARRAYS:
             array = getattr(self, name)
             array[: len(live)] = array[live]
         self.size = len(live)
@@ -201,11 +231,15 @@ class BeamSearchDecoder:
         by the end of the stream (needs ``total_entries``).
     total_entries : int, optional
         Length of the whole stream, when known (needed for ``min_speakers``).
+    running_mean : {"uisrnn", "training"}
+        Which network outputs predict a speaker's next entry (see the module docstring);
+        ignored when a shared ``pool`` is given (the pool's rule applies).
     """
 
     def __init__(self, weights: DecoderWeights, beam_size: int = 10, *,
                  min_speakers: int = 0, max_speakers: int | None = None,
-                 total_entries: int | None = None, pool: _NodePool | None = None):
+                 total_entries: int | None = None, pool: _NodePool | None = None,
+                 running_mean: str = "uisrnn"):
         _check_weights(weights)
         self.weights = weights
         self.beam_size = int(beam_size)
@@ -214,7 +248,7 @@ class BeamSearchDecoder:
         self.total_entries = total_entries
         self.position = 0
         self._owns_pool = pool is None
-        self._pool = _NodePool(weights) if pool is None else pool
+        self._pool = _NodePool(weights, running_mean) if pool is None else pool
         self._beams = _Hypotheses.start()
         self._history: list[tuple[np.ndarray, np.ndarray]] = []
         self._compact_above = COMPACT_ABOVE
@@ -366,7 +400,7 @@ def _as_sequence(sequence, dim: int, dtype) -> np.ndarray:
 
 def decode_sequence(weights: DecoderWeights, sequence: np.ndarray, *, beam_size: int = 10,
                     look_ahead: int = 1, test_iteration: int = 2, num_speakers: int | None = None,
-                    max_speakers: int | None = None) -> list[int]:
+                    max_speakers: int | None = None, running_mean: str = "uisrnn") -> list[int]:
     """Speaker labels for one sequence of embeddings.
 
     Parameters
@@ -380,6 +414,8 @@ def decode_sequence(weights: DecoderWeights, sequence: np.ndarray, *, beam_size:
         Exact number of speakers (capped at the number of entries).
     max_speakers : int, optional
         Upper bound on the number of speakers.
+    running_mean : {"uisrnn", "training"}
+        Which network outputs predict a speaker's next entry (module docstring).
 
     Returns
     -------
@@ -394,7 +430,7 @@ def decode_sequence(weights: DecoderWeights, sequence: np.ndarray, *, beam_size:
         return []
     total = length * test_iteration
     decoder = BeamSearchDecoder(weights, beam_size, min_speakers=min(low, total),
-                                max_speakers=high, total_entries=total)
+                                max_speakers=high, total_entries=total, running_mean=running_mean)
     with _single_thread_blas():
         projected = weights.project_inputs(sequence)
         tiled = np.tile(sequence, (test_iteration, 1))
@@ -416,7 +452,7 @@ def per_sequence_option(value, count: int, name: str) -> list:
 
 def decode_batch(weights: DecoderWeights, sequences: Sequence[np.ndarray], *, beam_size: int = 10,
                  look_ahead: int = 1, test_iteration: int = 2, num_speakers=None,
-                 max_speakers=None) -> list[list[int]]:
+                 max_speakers=None, running_mean: str = "uisrnn") -> list[list[int]]:
     """:func:`decode_sequence` for many sequences at once, with the same results.
 
     The sequences are decoded in lockstep: every round advances all unfinished searches by one
@@ -429,7 +465,7 @@ def decode_batch(weights: DecoderWeights, sequences: Sequence[np.ndarray], *, be
               per_sequence_option(max_speakers, count, "max_speakers"))
     bounds = [check_inference_options(beam_size, look_ahead, test_iteration, n, m) for n, m in zip(*limits)]
     arrays = [_as_sequence(seq, weights.observation_dim, weights.dtype) for seq in sequences]
-    pool = _NodePool(weights)
+    pool = _NodePool(weights, running_mean)
     decoders, data = {}, {}
     with _single_thread_blas():
         for index, (array, (low, high)) in enumerate(zip(arrays, bounds)):
@@ -483,10 +519,10 @@ class OnlineDecoder:
     """
 
     def __init__(self, weights: DecoderWeights, beam_size: int = 10, *,
-                 max_speakers: int | None = None):
+                 max_speakers: int | None = None, running_mean: str = "uisrnn"):
         _, high = check_inference_options(beam_size, 1, 1, None, max_speakers)
         self._weights = weights
-        self._decoder = BeamSearchDecoder(weights, beam_size, max_speakers=high)
+        self._decoder = BeamSearchDecoder(weights, beam_size, max_speakers=high, running_mean=running_mean)
 
     def push(self, entry: np.ndarray) -> int:
         """Decode one entry of shape (D,); returns its provisional speaker label."""

@@ -9,7 +9,22 @@ from scipy.optimize import linear_sum_assignment
 
 from unspeech.errors import DataError
 
-__all__ = ["compute_sequence_match_accuracy"]
+__all__ = ["compute_sequence_match_accuracy", "get_list_inverse_index"]
+
+
+def get_list_inverse_index(unique_ids: Sequence[Hashable]) -> dict:
+    """Map each element to its position: ``['a', 3, 'abc']`` -> ``{'a': 0, 3: 1, 'abc': 2}``.
+
+    Raises DataError (a ValueError) when an element appears twice, since its position would
+    be ambiguous.
+    """
+    index = {}
+    for position, value in enumerate(unique_ids):
+        if value in index:
+            raise DataError(f"get_list_inverse_index needs unique elements; {value!r} appears at "
+                            f"positions {index[value]} and {position}")
+        index[value] = position
+    return index
 
 
 def compute_sequence_match_accuracy(sequence1: Sequence[Hashable], sequence2: Sequence[Hashable]) -> float:
@@ -32,8 +47,8 @@ def compute_sequence_match_accuracy(sequence1: Sequence[Hashable], sequence2: Se
     if not first or len(first) != len(second):
         raise DataError("sequence1 and sequence2 must have the same non-zero length. "
                         f"Received lengths {len(first)} and {len(second)}")
-    codes1 = {label: i for i, label in enumerate(dict.fromkeys(first))}
-    codes2 = {label: i for i, label in enumerate(dict.fromkeys(second))}
+    codes1 = get_list_inverse_index(list(dict.fromkeys(first)))
+    codes2 = get_list_inverse_index(list(dict.fromkeys(second)))
     counts = np.zeros((len(codes1), len(codes2)))
     np.add.at(counts, ([codes1[x] for x in first], [codes2[y] for y in second]), 1.0)
     rows, cols = linear_sum_assignment(counts, maximize=True)

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 from typing import Iterable, Iterator
 
 import numpy as np
 
-from unspeech._fileutil import atomic_open
 from unspeech.errors import ConfigError, DataError
 from unspeech.extras import require_tensorflow
 from unspeech.uisrnn.decoding import OnlineDecoder, decode_batch, decode_sequence
+from unspeech.uisrnn.model_io import FORMAT_NAME, read_model, write_model
 from unspeech.uisrnn.utils import (
     InputTypeError,
     Logger,
@@ -35,7 +34,6 @@ from unspeech.uisrnn.weights import DecoderWeights
 
 __all__ = ["UISRNN", "FORMAT_NAME"]
 
-FORMAT_NAME = "unspeech.uisrnn/1"
 INITIAL_SIGMA2 = 0.1
 
 
@@ -194,9 +192,9 @@ class UISRNN:
         _check_training_args(args)
         if isinstance(train_sequences, np.ndarray):
             if self.estimate_transition_bias:
-                self.logger.print(2, "Warning: fit() got one concatenated sequence; its transition "
-                                     "bias counts changes at the joins too. Pass a list of sequences "
-                                     "to estimate it per sequence.")
+                self.logger.warning("fit() got one concatenated sequence; its transition bias counts "
+                                    "changes at the joins too. Pass a list of sequences to estimate "
+                                    "it per sequence.")
             sequences, label_lists, per_sequence = [train_sequences], [train_cluster_ids], False
         elif isinstance(train_sequences, list):
             if not isinstance(train_cluster_ids, list):
@@ -323,6 +321,7 @@ class UISRNN:
     def _decode_options(self, args, num_speakers=None, max_speakers=None) -> dict:
         return dict(beam_size=args.beam_size, look_ahead=args.look_ahead,
                     test_iteration=args.test_iteration,
+                    running_mean=getattr(args, "running_mean", "uisrnn"),
                     num_speakers=num_speakers if num_speakers is not None else getattr(args, "num_speakers", None),
                     max_speakers=max_speakers if max_speakers is not None else getattr(args, "max_speakers", None))
 
@@ -363,7 +362,8 @@ class UISRNN:
         """A streaming decoder: ``push(entry) -> label`` one entry at a time."""
         if max_speakers is None:
             max_speakers = getattr(args, "max_speakers", None)
-        return OnlineDecoder(self.decoder_weights(), args.beam_size, max_speakers=max_speakers)
+        return OnlineDecoder(self.decoder_weights(), args.beam_size, max_speakers=max_speakers,
+                             running_mean=getattr(args, "running_mean", "uisrnn"))
 
     def predict_online(self, entries: Iterable[np.ndarray], args,
                        max_speakers: int | None = None) -> Iterator[int]:
@@ -374,10 +374,11 @@ class UISRNN:
         """
         return self.online_decoder(args, max_speakers).extend(entries)
 
+    online_predict = predict_online  # the name asked for in the uisrnn library's issue #28
+
     # -- persistence -----------------------------------------------------------------------
     def _header(self) -> dict:
         return {
-            "format": FORMAT_NAME,
             "observation_dim": self.observation_dim,
             "rnn_hidden_size": self.rnn_hidden_size,
             "rnn_depth": self.rnn_depth,
@@ -389,70 +390,37 @@ class UISRNN:
             "estimate_transition_bias": self.estimate_transition_bias,
         }
 
-    def save(self, filepath) -> None:
-        """Write the model to ``filepath`` (an ``.npz`` archive of arrays + a JSON header).
+    def save(self, filepath, file_format: str = "unspeech") -> None:
+        """Write the model to ``filepath`` atomically.
 
-        The file is written atomically and holds no pickled objects.
+        Parameters
+        ----------
+        filepath : path
+        file_format : {"unspeech", "uisrnn"}
+            ``"unspeech"``: an ``.npz`` archive of arrays + a JSON header, no pickled objects.
+            ``"uisrnn"``: the ``torch.save`` file of the ``uisrnn`` library, which
+            ``uisrnn.UISRNN.load`` reads (written without torch; see :mod:`unspeech.uisrnn.model_io`).
         """
-        weights = self.decoder_weights()
-        arrays = {"header": np.array(json.dumps(self._header()))}
-        for layer in range(self.rnn_depth):
-            arrays[f"gru{layer}_kernel"] = weights.kernels[layer]
-            arrays[f"gru{layer}_recurrent_kernel"] = weights.recurrent_kernels[layer]
-            arrays[f"gru{layer}_bias"] = weights.biases[layer]
-        for name in ("dense1_kernel", "dense1_bias", "dense2_kernel", "dense2_bias", "init_hidden", "sigma2"):
-            arrays[name] = getattr(weights, name)
-        with atomic_open(filepath, "wb") as handle:
-            np.savez(handle, **arrays)
-
-    @staticmethod
-    def read_file(filepath) -> tuple[dict, dict]:
-        """Read a saved model: ``(header, arrays)``; raises DataError for a foreign file."""
-        path = os.fspath(filepath)
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {name: archive[name] for name in archive.files}
-        except FileNotFoundError:
-            raise DataError(f"UIS-RNN model file not found: {path}") from None
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{path} is not a UIS-RNN model saved by unspeech ({exc})") from None
-        try:
-            header = json.loads(str(arrays.pop("header")))
-        except (KeyError, ValueError):
-            raise DataError(f"{path} is not a UIS-RNN model saved by unspeech (no header)") from None
-        if header.get("format") != FORMAT_NAME:
-            raise DataError(f"{path}: unsupported model format {header.get('format')!r}; "
-                            f"expected {FORMAT_NAME!r}")
-        return header, arrays
+        write_model(filepath, self._header(), self.decoder_weights(), file_format)
 
     def load(self, filepath) -> "UISRNN":
         """Replace weights, sigma2, transition bias and crp_alpha by those saved in ``filepath``.
 
-        The saved architecture must match this model's options.
+        Reads files of :meth:`save` and files saved by the ``uisrnn`` library (torch format; torch
+        is not needed). The saved architecture must match this model's options.
         """
-        header, arrays = self.read_file(filepath)
+        header, weights, _ = read_model(filepath)
         for name in ("observation_dim", "rnn_hidden_size", "rnn_depth"):
             if int(header[name]) != getattr(self, name):
                 raise ConfigError(f"{filepath} holds a model with {name}={header[name]} but this model "
                                   f"has {name}={getattr(self, name)}")
-        try:
-            weights = DecoderWeights(
-                kernels=tuple(arrays[f"gru{layer}_kernel"] for layer in range(self.rnn_depth)),
-                recurrent_kernels=tuple(arrays[f"gru{layer}_recurrent_kernel"] for layer in range(self.rnn_depth)),
-                biases=tuple(arrays[f"gru{layer}_bias"] for layer in range(self.rnn_depth)),
-                dense1_kernel=arrays["dense1_kernel"], dense1_bias=arrays["dense1_bias"],
-                dense2_kernel=arrays["dense2_kernel"], dense2_bias=arrays["dense2_bias"],
-                init_hidden=arrays["init_hidden"], sigma2=arrays["sigma2"],
-                transition_bias=None, crp_alpha=1.0)
-        except KeyError as exc:
-            raise DataError(f"{filepath}: missing weights ({exc})") from None
         self._set_weights(weights, filepath)
         bias = header.get("transition_bias")
         self.transition_bias = None if bias is None else float(bias)
-        self.transition_bias_denominator = float(header.get("transition_bias_denominator", 0.0))
+        self.transition_bias_denominator = float(header.get("transition_bias_denominator") or 0.0)
         self.crp_alpha = float(header["crp_alpha"])
-        self.logger.print(3, f"Loaded model from {filepath} with transition_bias={self.transition_bias}, "
-                             f"crp_alpha={self.crp_alpha}, mean sigma2={float(np.mean(arrays['sigma2'])):.6g}")
+        self.logger.info(f"Loaded model from {filepath} with transition_bias={self.transition_bias}, "
+                         f"crp_alpha={self.crp_alpha}, mean sigma2={float(np.mean(weights.sigma2)):.6g}")
         return self
 
     def _set_weights(self, weights: DecoderWeights, source) -> None:
@@ -467,10 +435,10 @@ class UISRNN:
 
     @classmethod
     def from_file(cls, filepath, verbosity: int = 3, enable_cuda: bool = True) -> "UISRNN":
-        """Build a model with the architecture stored in ``filepath`` and load it."""
+        """Build a model with the architecture stored in ``filepath`` (either format) and load it."""
         from unspeech.uisrnn.arguments import default_arguments
 
-        header, _ = cls.read_file(filepath)
+        header, _, _ = read_model(filepath)
         fixed_bias = not header.get("estimate_transition_bias", True) and header.get("transition_bias")
         model_args, _, _ = default_arguments(
             observation_dim=int(header["observation_dim"]), rnn_hidden_size=int(header["rnn_hidden_size"]),

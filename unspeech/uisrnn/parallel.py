@@ -6,7 +6,13 @@ import multiprocessing
 import os
 
 from unspeech.errors import ConfigError
-from unspeech.uisrnn.decoding import DecoderWeights, check_inference_options, decode_batch, per_sequence_option
+from unspeech.uisrnn.decoding import (
+    DecoderWeights,
+    check_inference_options,
+    decode_batch,
+    per_sequence_option,
+    restart_count,
+)
 from unspeech.uisrnn.utils import InputTypeError, check_sequence
 
 __all__ = ["parallel_predict"]
@@ -68,6 +74,12 @@ def parallel_predict(model, test_sequences: list, args, num_processes: int = 4, 
                  for i, seq in enumerate(test_sequences)]
     options = dict(beam_size=args.beam_size, look_ahead=args.look_ahead, test_iteration=args.test_iteration)
     check_inference_options(**options)
+    options["running_mean"] = getattr(args, "running_mean", "uisrnn")
+    restart_count(options["running_mean"])  # a bad value fails here, not in every worker
+    if num_speakers is None:
+        num_speakers = getattr(args, "num_speakers", None)
+    if max_speakers is None:
+        max_speakers = getattr(args, "max_speakers", None)
     counts = per_sequence_option(num_speakers, len(sequences), "num_speakers")
     limits = per_sequence_option(max_speakers, len(sequences), "max_speakers")
     processes = min(num_processes, len(sequences))

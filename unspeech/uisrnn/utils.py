@@ -7,16 +7,18 @@ Nothing here imports TensorFlow.
 from __future__ import annotations
 
 import secrets
+import string
 import sys
 from typing import Hashable, Iterable, Sequence
 
 import numpy as np
 
-from unspeech.errors import DataError, UnspeechError
+from unspeech.errors import ConfigError, DataError, UnspeechError
 
 __all__ = [
     "InputTypeError",
     "Logger",
+    "generate_random_string",
     "check_sequence",
     "encode_labels",
     "enforce_cluster_id_uniqueness",
@@ -29,20 +31,56 @@ __all__ = [
 ]
 
 
+_RANDOM_ALPHABET = string.ascii_uppercase + string.digits
+
+
 class InputTypeError(UnspeechError, TypeError):
     """An argument of the wrong type (e.g. labels that are not a list or an array)."""
 
 
 class Logger:
-    """Prints messages whose level is at most ``verbosity`` (0 fatal ... 4+ debug)."""
+    """Prints messages whose level is at most ``verbosity``.
+
+    Levels: 0 fatal, 1 error, 2 warning, 3 info, 4 debug, with one method each
+    (:meth:`fatal` ... :meth:`debug`) besides :meth:`print`. A fatal message is not printed
+    but raised as ``RuntimeError`` whatever the verbosity: it stops the program.
+    """
+
+    LEVELS = {0: "FATAL", 1: "ERROR", 2: "WARNING", 3: "INFO", 4: "DEBUG"}
 
     def __init__(self, verbosity: int = 3, stream=None):
         self.verbosity = int(verbosity)
         self.stream = stream
 
     def print(self, level: int, message: str) -> None:
+        """Write ``message`` when ``level <= verbosity``; level 0 raises ``RuntimeError``."""
+        tag = self.LEVELS.get(level, "DEBUG")
+        if level <= 0:
+            raise RuntimeError(f"[uisrnn {tag}] {message}")
         if level <= self.verbosity:
-            print(f"[uisrnn] {message}", file=self.stream or sys.stdout, flush=True)
+            print(f"[uisrnn {tag}] {message}", file=self.stream or sys.stdout, flush=True)
+
+    def fatal(self, message: str) -> None:
+        self.print(0, message)
+
+    def error(self, message: str) -> None:
+        self.print(1, message)
+
+    def warning(self, message: str) -> None:
+        self.print(2, message)
+
+    def info(self, message: str) -> None:
+        self.print(3, message)
+
+    def debug(self, message: str) -> None:
+        self.print(4, message)
+
+
+def generate_random_string(length: int = 6) -> str:
+    """``length`` random upper-case letters and digits (from :mod:`secrets`), e.g. ``"Q7K2ZA"``."""
+    if not isinstance(length, (int, np.integer)) or length < 0:
+        raise ConfigError(f"`length` must be a non-negative integer. Received: length={length!r}")
+    return "".join(secrets.choice(_RANDOM_ALPHABET) for _ in range(length))
 
 
 def check_sequence(sequence, observation_dim: int | None, what: str = "sequence") -> np.ndarray:
@@ -113,7 +151,7 @@ def enforce_cluster_id_uniqueness(cluster_ids: list) -> list[list[str]]:
         raise InputTypeError("cluster_ids must be a list of label sequences")
     result = []
     for labels in cluster_ids:
-        token = secrets.token_hex(6)
+        token = generate_random_string(12)
         result.append([f"{token}_{label}" for label in _as_label_list(labels, "each cluster_ids element")])
     return result
 
