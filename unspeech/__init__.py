@@ -15,6 +15,7 @@ _SUBMODULES = (
     "datadir",
     "audio",
     "fbank",
+    "fbank_options",
     "synth",
     "corpus",
     "corpus_conversations",

@@ -7,8 +7,11 @@ at :data:`TARGET_RATE` (16 kHz), whatever the source looks like:
   value that is a command ending in ``|``: the command runs through ``/bin/sh`` and its standard
   output must be a WAV (or other libsndfile-readable) byte stream, e.g.
   ``sox in.mp3 -t wav - |`` or ``sph2pipe -f wav x.sph |``.
-* **Channels.** Multi-channel audio is down-mixed to mono by taking the **mean of all channels**
-  (no channel is preferred; a stereo file whose channels are identical is unchanged).
+* **Channels.** ``channel=None`` (the default of these readers, used by diarization) down-mixes
+  multi-channel audio to mono by the **mean of all channels**. ``channel=-1`` is Kaldi's
+  ``compute-fbank-feats --channel`` default, used by ``unspeech fbank``: mono audio as it is,
+  **channel 0** of multi-channel audio (with a warning, once per source). ``channel=k >= 0``
+  takes channel ``k`` (0 = left, 1 = right); a source without that channel is an error.
 * **Sample rate.** Any other rate (8 kHz telephone audio, 22.05/44.1/48 kHz) is converted with
   polyphase resampling (:func:`scipy.signal.resample_poly`, Kaiser-windowed FIR), which keeps
   ``ceil(n * 16000 / rate)`` samples.
@@ -25,6 +28,7 @@ naming the source.
 from __future__ import annotations
 
 import io
+import logging
 import math
 import os
 import subprocess
@@ -34,6 +38,8 @@ import numpy as np
 import soundfile as sf
 
 from unspeech.errors import AudioError
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "TARGET_RATE",
@@ -149,14 +155,34 @@ def read_audio(
     return data, int(rate)
 
 
-def to_mono(samples: np.ndarray) -> np.ndarray:
-    """Down-mix ``(n, channels)`` to ``(n,)`` float32 by the mean of the channels."""
+_warned_channel_sources: set[str] = set()
+
+
+def to_mono(samples: np.ndarray, channel: int | None = None, name: str = "<array>") -> np.ndarray:
+    """``(n, channels)`` to ``(n,)`` float32: the mean of the channels, or one channel.
+
+    ``channel``: None = mean of all channels; -1 = Kaldi's rule (channel 0 of multi-channel
+    audio, with a warning once per ``name``); ``k >= 0`` = channel ``k`` (:class:`AudioError`
+    naming ``name`` when the audio has fewer channels).
+    """
     samples = np.asarray(samples, dtype=np.float32)
     if samples.ndim == 1:
-        return samples
-    if samples.shape[1] == 1:
+        samples = samples[:, None]
+    n_channels = samples.shape[1]
+    if channel is None:
+        return samples[:, 0] if n_channels == 1 else samples.mean(axis=1, dtype=np.float32)
+    if channel < -1:
+        raise AudioError(f"channel must be -1 (Kaldi's default) or >= 0. Received: channel={channel}")
+    if channel == -1:
+        if n_channels > 1 and name not in _warned_channel_sources:
+            _warned_channel_sources.add(name)
+            logger.warning("%s has %d channels and no channel was chosen: using channel 0, as Kaldi does "
+                           "(--channel picks another)", name, n_channels)
         return samples[:, 0]
-    return samples.mean(axis=1, dtype=np.float32)
+    if channel >= n_channels:
+        raise AudioError(f"audio {name!r} has {n_channels} channel(s) but channel {channel} was asked for "
+                         f"(channels count from 0)")
+    return samples[:, channel]
 
 
 def resample(samples: np.ndarray, orig_rate: int, target_rate: int = TARGET_RATE) -> np.ndarray:
@@ -225,7 +251,8 @@ def cut_segment(
 
 
 def convert_audio(
-    samples: np.ndarray, sample_rate: int, target_rate: int = TARGET_RATE, name: str = "<array>"
+    samples: np.ndarray, sample_rate: int, target_rate: int = TARGET_RATE, name: str = "<array>",
+    channel: int | None = None,
 ) -> np.ndarray:
     """Check, down-mix and resample audio as read by :func:`read_audio`.
 
@@ -235,6 +262,7 @@ def convert_audio(
     sample_rate : int, Hz, the rate of ``samples``
     target_rate : int, Hz
     name : str, the source named in error messages
+    channel : int or None, see :func:`to_mono` (None: mean of the channels)
 
     Returns
     -------
@@ -242,7 +270,7 @@ def convert_audio(
     """
     if samples.shape[0] == 0:
         raise AudioError(f"audio {name!r} contains no samples (zero-length)")
-    mono = to_mono(samples)
+    mono = to_mono(samples, channel, name)
     if not np.isfinite(mono).all():
         raise AudioError(f"audio {name!r} contains NaN or infinite sample values")
     return resample(mono, sample_rate, target_rate)
@@ -253,6 +281,7 @@ def load_audio(
     start: float | None = None,
     end: float | None = None,
     sample_rate: int = TARGET_RATE,
+    channel: int | None = None,
 ) -> np.ndarray:
     """Read a file or ``wav.scp`` pipe, optionally cut a segment, convert to mono at ``sample_rate``.
 
@@ -263,6 +292,8 @@ def load_audio(
         Segment boundaries in seconds; both ``None`` reads the whole recording.
     sample_rate : int
         Output rate in Hz (16 kHz by default).
+    channel : int or None
+        None: mean of the channels; -1: Kaldi's rule; k: channel k (see :func:`to_mono`).
 
     Returns
     -------
@@ -271,12 +302,12 @@ def load_audio(
     name = os.fspath(source)
     if start is None and end is None:
         data, rate = read_audio(name)
-        return convert_audio(data, rate, sample_rate, name)
+        return convert_audio(data, rate, sample_rate, name, channel)
     start = 0.0 if start is None else float(start)
     if is_pipe(name):
         data, rate = read_audio(name)
         data = cut_segment(data, rate, start, end, name)
-        return convert_audio(data, rate, sample_rate, name)
+        return convert_audio(data, rate, sample_rate, name, channel)
     _check_file(name)
     try:
         info = sf.info(name)
@@ -284,7 +315,7 @@ def load_audio(
         raise AudioError(f"cannot read audio {name!r}: {exc}") from exc
     first, last = _segment_frames(start, end, info.samplerate, info.frames, name)
     data, rate = read_audio(name, first, last)
-    return convert_audio(data, rate, sample_rate, name)
+    return convert_audio(data, rate, sample_rate, name, channel)
 
 
 def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = TARGET_RATE) -> None:

@@ -7,6 +7,11 @@ samples gives ``1 + (N - 400) // 160`` frames), no energy coefficient. Like Kald
 16-bit WAV files as integers, samples in [-1, 1] are scaled by 32768 before analysis, so the
 numbers match ``compute-fbank-feats`` on the same audio. ``dither`` defaults to 0 here (Kaldi's
 default is 1.0 on the integer scale) so that the same audio always gives the same features.
+Every other Kaldi option (window type, low/high frequency, snip-edges, energy, ...) is set with an
+:class:`~unspeech.fbank_options.FbankOptions` (``options=``), e.g. read from a recipe's
+``conf/fbank.conf``; with the same options the output matches ``torchaudio.compliance.kaldi.fbank``
+(see ``tests/audio/test_fbank_torchaudio.py``). Multi-channel audio gives channel 0, as in Kaldi,
+unless ``options.channel`` picks another.
 
 :func:`make_fbank_datadir` turns a ``wav.scp`` (+ optional ``segments`` and ``utt2spk``) into a
 Kaldi data dir: ``feats.ark``/``feats.scp``/``utt2num_frames``/``utt2spk``/``spk2utt`` plus
@@ -35,9 +40,11 @@ import numpy as np
 
 from unspeech.audio import TARGET_RATE, convert_audio, cut_segment, is_pipe, load_audio, read_audio
 from unspeech.errors import AudioError, ConfigError, DataError
+from unspeech.fbank_options import FbankOptions
 
 __all__ = [
     "KALDI_SAMPLE_SCALE",
+    "FbankOptions",
     "SPEED_FACTORS",
     "compute_fbank",
     "num_frames",
@@ -77,6 +84,8 @@ def compute_fbank(
     low_freq: float = 20.0,
     high_freq: float = 0.0,
     name: str = "<array>",
+    *,
+    options: FbankOptions | None = None,
 ) -> np.ndarray:
     """Log mel filterbank features of one mono signal (Kaldi ``compute-fbank-feats``).
 
@@ -87,45 +96,50 @@ def compute_fbank(
     num_bins : int, number of mel bins (the feature dimension)
     dither : float
         Dither on the 16-bit integer scale (Kaldi's ``--dither``); 0 gives reproducible output.
-    frame_length_ms, frame_shift_ms : float
+    frame_length_ms, frame_shift_ms : float, ms
     snip_edges : bool, Kaldi's ``--snip-edges`` (true: only frames that fit completely)
     low_freq, high_freq : float, Hz; ``high_freq <= 0`` is an offset from Nyquist (Kaldi rule)
     name : str, named in error messages
+    options : FbankOptions, optional
+        Every Kaldi option (window type, pre-emphasis, energy, ...); when given it replaces
+        ``num_bins`` ... ``high_freq``, and ``sample_rate`` must equal its ``sample_frequency``.
 
     Returns
     -------
-    ndarray of shape (n_frames, num_bins), float32; ``n_frames = 1 + (n - 400) // 160`` with
-    the defaults.
+    ndarray of shape (n_frames, options.dim), float32; ``n_frames = 1 + (n - 400) // 160`` with
+    the defaults (25 ms frames every 10 ms at 16 kHz, snip_edges).
     """
-    import kaldi_native_fbank as knf
-
     samples = np.asarray(samples, dtype=np.float32)
     if samples.ndim != 1:
         raise AudioError(f"{name}: expected mono samples of shape (n,), got shape {samples.shape}")
-    if num_bins < 1:
-        raise ConfigError(f"`num_bins` must be >= 1. Received: num_bins={num_bins}")
-    expected = num_frames(len(samples), sample_rate, frame_length_ms, frame_shift_ms, snip_edges)
-    if expected < 1:
+    if options is None:
+        if num_bins < 1:
+            raise ConfigError(f"`num_bins` must be >= 1. Received: num_bins={num_bins}")
+        options = FbankOptions(
+            sample_frequency=float(sample_rate), num_mel_bins=int(num_bins), dither=float(dither),
+            frame_length=float(frame_length_ms), frame_shift=float(frame_shift_ms), snip_edges=bool(snip_edges),
+            low_freq=float(low_freq), high_freq=float(high_freq),
+        )
+    elif float(sample_rate) != options.sample_frequency:
+        raise ConfigError(f"{name}: samples at {sample_rate} Hz but the fbank options say "
+                          f"--sample-frequency={options.sample_frequency:g}")
+    if options.num_frames(len(samples)) < 1:
         raise AudioError(
             f"{name}: {len(samples)} samples ({len(samples) / sample_rate:.3f} s) are too short "
-            f"for one {frame_length_ms:g} ms frame"
+            f"for one {options.frame_length:g} ms frame"
         )
-    opts = knf.FbankOptions()
-    opts.frame_opts.samp_freq = float(sample_rate)
-    opts.frame_opts.frame_length_ms = float(frame_length_ms)
-    opts.frame_opts.frame_shift_ms = float(frame_shift_ms)
-    opts.frame_opts.dither = float(dither)
-    opts.frame_opts.snip_edges = bool(snip_edges)
-    opts.mel_opts.num_bins = int(num_bins)
-    opts.mel_opts.low_freq = float(low_freq)
-    opts.mel_opts.high_freq = float(high_freq)
-    fbank = knf.OnlineFbank(opts)
+    import kaldi_native_fbank as knf
+
+    fbank = knf.OnlineFbank(options.to_knf())
     fbank.accept_waveform(float(sample_rate), samples * np.float32(KALDI_SAMPLE_SCALE))
     fbank.input_finished()
     n = fbank.num_frames_ready
     if n == 0:
         raise AudioError(f"{name}: no feature frames could be computed")
-    return np.stack([fbank.get_frame(i) for i in range(n)]).astype(np.float32, copy=False)
+    feats = np.stack([fbank.get_frame(i) for i in range(n)]).astype(np.float32, copy=False)
+    if options.subtract_mean:
+        feats -= feats.mean(axis=0, dtype=np.float64).astype(np.float32)
+    return feats
 
 
 def speed_prefix(factor: float) -> str:
@@ -223,21 +237,31 @@ def _run_task(args) -> tuple[list[tuple[str, np.ndarray, int]], float | None]:
                 data, rate = cached
                 if start is not None:
                     data = cut_segment(data, rate, start, end, src)
-                samples = convert_audio(data, rate, TARGET_RATE, src)
+                samples = convert_audio(data, rate, int(opts.sample_frequency), src, opts.channel)
             else:
-                samples = load_audio(src, start, end)
+                samples = load_audio(src, start, end, int(opts.sample_frequency), opts.channel)
         except AudioError as exc:
             hint = ""
             if not original and "RIFF header not found" in str(exc):
                 hint = (" (speed perturbation, like Kaldi's, reads the wav.scp entry as WAV: a pipe must write WAV,"
                         " e.g. 'sox in.flac -t wav - |')")
             raise AudioError(f"utterance {out_id!r}: {exc}{hint}") from None
-        feats = compute_fbank(samples, TARGET_RATE, name=f"utterance {out_id!r}", **opts)
+        feats = compute_fbank(samples, int(opts.sample_frequency), name=f"utterance {out_id!r}", options=opts)
         results.append((out_id, feats, len(samples)))
     seconds = None
     if original:
         seconds = len(cached[0]) / cached[1] if cached is not None else _file_seconds(src)
     return results, seconds
+
+
+def _effective_options(options: FbankOptions | None, dither: float, num_bins: int) -> FbankOptions:
+    """``options``, or the options of the ``dither`` / ``num_bins`` shortcuts (not both)."""
+    if options is None:
+        return FbankOptions(dither=float(dither), num_mel_bins=int(num_bins))
+    if (dither, num_bins) != (0.0, 40):
+        raise ConfigError("give `dither` and `num_bins` inside `options` (FbankOptions), not next to it. "
+                          f"Received: dither={dither}, num_bins={num_bins}")
+    return options
 
 
 def _check_stale_tables(out_dir: Path, utts, written: set[str]) -> None:
@@ -262,6 +286,7 @@ def make_fbank_datadir(
     *,
     dither: float = 0.0,
     num_bins: int = 40,
+    options: FbankOptions | None = None,
     compress: bool = False,
     always_include_prefix: bool = False,
     plain_audio_paths: bool = False,
@@ -283,7 +308,12 @@ def make_fbank_datadir(
     speed_perturb : bool; add ``sp0.9-`` / ``sp1.1-`` copies exactly as Kaldi's
         ``perturb_data_dir_speed_3way.sh`` does (see :mod:`unspeech.perturb`); needs ``sox``
     progress : callable ``(completed, total)`` called after each utterance, optional
-    dither, num_bins : see :func:`compute_fbank`
+    dither, num_bins : see :func:`compute_fbank`; leave them at their defaults when giving ``options``
+    options : FbankOptions, optional
+        All Kaldi fbank options (e.g. from :meth:`FbankOptions.from_kaldi_config`), the channel
+        included (default -1: Kaldi's rule, channel 0 of multi-channel audio); audio is resampled to
+        its ``sample_frequency``. The effective options are written to ``out_dir/conf/fbank.conf``.
+    compress : bool; store Kaldi-compressed matrices
     always_include_prefix : bool; with ``speed_perturb``, prefix the original data with ``sp1.0-``
         (Kaldi's ``--always-include-prefix true``)
     plain_audio_paths : bool; write audio files to ``wav.scp`` as plain paths even when Kaldi
@@ -332,7 +362,7 @@ def make_fbank_datadir(
     tasks = _tasks(plan)
     out_spk = plan.utt2spk
     total = len(out_spk)
-    opts = {"dither": float(dither), "num_bins": int(num_bins)}
+    opts = _effective_options(options, dither, num_bins)
     out_dir.mkdir(parents=True, exist_ok=True)
     frames: dict[str, int] = {}
     reco_seconds: dict[str, float] = {}
@@ -376,7 +406,10 @@ def make_fbank_datadir(
     utt2dur, reco2dur = plan.durations(reco_seconds)
     datadir.write_table(out_dir / "utt2dur", utt2dur)
     datadir.write_table(out_dir / "reco2dur", reco2dur)
-    seconds = counters["samples"] / TARGET_RATE
+    (out_dir / "conf").mkdir(exist_ok=True)
+    with atomic_open(out_dir / "conf" / "fbank.conf") as fh:
+        fh.write(opts.to_kaldi_config())
+    seconds = counters["samples"] / opts.sample_frequency
     elapsed = time.perf_counter() - started
     logger.info("%d utterances, %.1f s of audio in %.1f s (%.0fx real time) -> %s",
                 total, seconds, elapsed, seconds / max(elapsed, 1e-9), scp)

@@ -5,6 +5,8 @@ Examples::
     unspeech fbank --wav-dir my_wavs/ --out-dir data/mine            # one command, folder in
     unspeech fbank --wav-scp data/train/wav.scp --segments data/train/segments \\
         --utt2spk data/train/utt2spk --out-dir data/train_fbank --nj 4 --speed-perturb
+    unspeech fbank --wav-scp data/dev/wav.scp --out-dir data/dev_fbank \
+        --fbank-config conf/fbank.conf --dither 0 --channel 1   # a recipe's Kaldi options; flags win
 """
 
 from __future__ import annotations
@@ -37,11 +39,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "instead of 'sox FILE -t wav -b 16 - |' pipes; Kaldi's binaries read only WAV and pipes")
     parser.add_argument("--relative-paths", "--relative_paths", action="store_true",
                         help="keep paths in feats.scp/wav.scp as given instead of absolute ones")
-    parser.add_argument("--dither", type=float, default=0.0,
-                        help="dither on the 16-bit scale (Kaldi default 1.0); 0 = reproducible (default)")
-    parser.add_argument("--num-bins", type=int, default=40, help="mel bins / feature dim (default 40)")
     parser.add_argument("--compress", action="store_true", help="Kaldi-compress the matrices")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
+    _add_fbank_options(parser)
+
+
+def _add_fbank_options(parser: argparse.ArgumentParser) -> None:
+    """``--fbank-config`` and one flag per Kaldi fbank option (Kaldi's names; flags win over the file)."""
+    from unspeech.fbank_options import FbankOptions
+
+    group = parser.add_argument_group(
+        "Kaldi fbank options", "as compute-fbank-feats takes them: --name=value (booleans also bare or "
+        "'--name false'); given flags override --fbank-config, the rest keep the file's or the defaults "
+        "(which are Kaldi's except --num-mel-bins 40 and --dither 0). The effective options are written to "
+        "OUT_DIR/conf/fbank.conf")
+    group.add_argument("--fbank-config", metavar="CONF",
+                       help="Kaldi option file, e.g. conf/fbank.conf ('--name=value' lines, '#' comments)")
+    group.add_argument("--fbank_config", dest="fbank_config", help=argparse.SUPPRESS)
+    for name in FbankOptions.option_names():
+        kind = FbankOptions.option_type(name)
+        extra = {"nargs": "?", "const": "true", "metavar": "BOOL"} if kind == "bool" else {"metavar": kind.upper()}
+        dest = f"fbank_{name.replace('-', '_')}"
+        group.add_argument(f"--{name}", dest=dest, default=None, help=FbankOptions.option_help(name), **extra)
+        hidden = [f"--{name.replace('-', '_')}"] if "-" in name else []
+        if name == "num-mel-bins":
+            hidden.append("--num-bins")  # the flag's earlier name
+        for flag in hidden:  # other spellings parse the same, --help shows one
+            group.add_argument(flag, dest=dest, default=None, help=argparse.SUPPRESS, **extra)
+
+
+def fbank_options_from_args(args: argparse.Namespace):
+    """The :class:`~unspeech.fbank_options.FbankOptions` of ``--fbank-config`` and the option flags."""
+    from unspeech.fbank_options import FbankOptions
+
+    given = {name: getattr(args, f"fbank_{name.replace('-', '_')}") for name in FbankOptions.option_names()}
+    given = {name: value for name, value in given.items() if value is not None}
+    if args.fbank_config:
+        return FbankOptions.from_kaldi_config(args.fbank_config, overrides=given)
+    return FbankOptions().with_kaldi_options(given)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from unspeech import audio
     from unspeech.fbank import make_fbank_datadir
 
+    options = fbank_options_from_args(args)  # bad options fail before any audio is read
     wav_scp = args.wav_scp
     if args.wav_dir is not None:
         wav_scp = audio.find_audio_files(args.wav_dir)
@@ -68,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = make_fbank_datadir(
             wav_scp, args.out_dir, segments=args.segments, utt2spk=args.utt2spk, nj=args.nj,
-            speed_perturb=args.speed_perturb, progress=_progress, dither=args.dither,
-            num_bins=args.num_bins, compress=args.compress, always_include_prefix=args.always_include_prefix,
+            speed_perturb=args.speed_perturb, progress=_progress, options=options,
+            compress=args.compress, always_include_prefix=args.always_include_prefix,
             plain_audio_paths=args.plain_audio_paths, absolute_paths=not args.relative_paths, text=args.text,
         )
     finally:
