@@ -31,11 +31,12 @@ mkdir -p data/demo_utts
 cp "$work/fbank/feats.ark" "$work/fbank/utt2spk" "$work/fbank/spk2utt" "$work/fbank/utt2num_frames" \
    "$work/utts/text" "$work/utts/synth.json" data/demo_utts/
 
-# wav.scp paths are relative to the repository root (Kaldi convention: relative to where you run).
+# wav.scp paths are relative to the repository root (--relative-paths: the repository can move; Kaldi
+# convention: relative to where you run), as sox decoding pipes Kaldi's wav reader accepts.
 rm -rf data/demo_conversations
 unspeech synth conversations --out-dir data/demo_conversations --num-conversations 3 \
     --num-speakers "$SPEAKERS" --speakers 2 4 --turns 14 --overlap-prob 0.15 --seed "$SEED" \
-    --nj "$NJ" --quiet
+    --nj "$NJ" --relative-paths --quiet
 
 echo "demo data written in $(( $(date +%s) - start )) s:"
 du -sh data/demo_utts data/demo_conversations

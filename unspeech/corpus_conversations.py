@@ -395,6 +395,8 @@ def simulate_conversations(
     seed: int = 0,
     nj: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    plain_audio_paths: bool = False,
+    absolute_paths: bool = True,
 ) -> SynthSummary:
     """Write conversations of real speakers of ``corpus`` with their reference RTTM and UEM.
 
@@ -418,6 +420,8 @@ def simulate_conversations(
     seed : int; every random choice follows from it
     nj : int, conversations rendered in parallel
     progress : callable ``(completed, total)`` after each conversation, optional
+    plain_audio_paths, absolute_paths : bool; how ``wav.scp`` names the flac files (see
+        :func:`unspeech.synth.synthesize_utterances`)
 
     Returns
     -------
@@ -465,7 +469,7 @@ def simulate_conversations(
         _write_conversation_tables(
             tmp, {p.conv: _audio_path(out, p.conv, "flac") for p in plans}, rttm,
             {p.conv: [(0.0, p.num_samples / TARGET_RATE)] for p in plans}, segments, utt2spk,
-            {c: str(len(speakers)) for c, speakers in members.items()})
+            {c: str(len(speakers)) for c, speakers in members.items()}, plain_audio_paths, absolute_paths)
         used = sorted(set().union(*members.values()), key=lambda s: s.encode("utf-8"))
         meta = {
             "seed": seed, "product": "conversations",

@@ -22,8 +22,11 @@ same seed, the same installed voices and the same tool versions give byte-identi
 whatever ``nj`` is. Speaker profiles are drawn first, so both products made with the same seed
 and ``num_speakers`` share their speakers (``spk007`` sounds the same in both).
 
-``wav.scp`` paths are ``<out_dir>/wav/<id>.flac`` with ``out_dir`` as given (Kaldi recipes use
-paths relative to the directory they run in). Audio is 16 kHz, mono, 16-bit.
+Audio is 16 kHz, mono, 16-bit, in ``<out_dir>/wav/<id>.flac``. ``wav.scp`` lists it as Kaldi
+reads it: ``<id> sox /abs/out_dir/wav/<id>.flac -t wav -b 16 - |`` (absolute paths, a decoding
+pipe, as Kaldi recipes write for compressed audio); ``absolute_paths=False`` keeps ``out_dir`` as
+given (a relocatable folder, used from the directory it was made in) and ``plain_audio_paths=True``
+plain flac paths for tools that read flac themselves. ``utt2dur``/``reco2dur`` are in seconds.
 """
 
 from __future__ import annotations
@@ -318,11 +321,17 @@ def _apply_channel(mix: np.ndarray, channel: ChannelProfile | None) -> np.ndarra
 
 
 def _write_conversation_tables(out: Path, wav_scp: dict, rttm: list, uem: dict, segments: dict,
-                               utt2spk: dict, num_spk: dict) -> None:
-    """``wav.scp``, ``rttm``, ``uem``, ``segments``, ``utt2spk``, ``spk2utt``, ``reco2num_spk`` of conversations."""
+                               utt2spk: dict, num_spk: dict, plain_audio_paths: bool = False,
+                               absolute_paths: bool = True) -> None:
+    """``wav.scp``, ``rttm``, ``uem``, ``segments``, ``utt2spk``, ``spk2utt``, ``reco2num_spk``,
+    ``reco2dur`` and ``utt2dur`` (seconds) of conversations; every conversation's UEM is the whole
+    recording, so its end is the recording's duration."""
     from unspeech import datadir
 
-    datadir.write_wav_scp(out / "wav.scp", wav_scp)
+    datadir.write_wav_scp(out / "wav.scp", datadir.kaldi_wav_scp(wav_scp, plain_paths=plain_audio_paths,
+                                                                 absolute=absolute_paths))
+    datadir.write_table(out / "reco2dur", {conv: f"{max(end for _, end in spans):.3f}" for conv, spans in uem.items()})
+    datadir.write_table(out / "utt2dur", {utt: f"{seg.end - seg.start:.3f}" for utt, seg in segments.items()})
     datadir.write_rttm(out / "rttm", rttm)
     datadir.write_uem(out / "uem", uem)
     datadir.write_segments(out / "segments", segments)
@@ -379,6 +388,8 @@ def synthesize_utterances(
     snr_db: tuple[float, float] = (15.0, 30.0),
     channel_variation: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    plain_audio_paths: bool = False,
+    absolute_paths: bool = True,
 ) -> SynthSummary:
     """Write a Kaldi data dir of ``num_speakers × utts_per_speaker`` synthetic utterances.
 
@@ -393,6 +404,9 @@ def synthesize_utterances(
     snr_db : (low, high) range the per-utterance SNR is drawn from
     channel_variation : bool; False gives clean audio (speaker effects only)
     progress : callable ``(completed, total)``, optional
+    plain_audio_paths, absolute_paths : bool; how ``wav.scp`` names the audio (see
+        :func:`unspeech.datadir.kaldi_wav_entry`): by default flac files appear as ``sox FILE -t wav
+        -b 16 - |`` pipes Kaldi can read, with absolute paths
 
     Returns
     -------
@@ -425,11 +439,14 @@ def synthesize_utterances(
 
     durations = _parallel_map(_make, jobs, nj, progress)
     utt2spk = {utt: spk.speaker_id for utt, spk, _, _ in jobs}
-    datadir.write_wav_scp(out / "wav.scp", {utt: _audio_path(out, utt, audio_format) for utt in utt2spk})
+    datadir.write_wav_scp(out / "wav.scp", datadir.kaldi_wav_scp(
+        {utt: _audio_path(out, utt, audio_format) for utt in utt2spk}, plain_paths=plain_audio_paths,
+        absolute=absolute_paths))
     datadir.write_utt2spk(out / "utt2spk", utt2spk)
     datadir.write_spk2utt(out / "spk2utt", datadir.utt2spk_to_spk2utt(utt2spk))
     datadir.write_text(out / "text", {utt: text for utt, _, text, _ in jobs})
     datadir.write_table(out / "utt2dur", {job[0]: f"{d:.3f}" for job, d in zip(jobs, durations)})
+    datadir.write_table(out / "reco2dur", {job[0]: f"{d:.3f}" for job, d in zip(jobs, durations)})
     _write_meta(out, seed, chosen, speakers, product="utterances", utts_per_speaker=utts_per_speaker)
     return SynthSummary(str(out), num_speakers, len(jobs), len(jobs), float(sum(durations)))
 
@@ -448,6 +465,8 @@ def synthesize_conversations(
     snr_db: tuple[float, float] = (15.0, 30.0),
     channel_variation: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    plain_audio_paths: bool = False,
+    absolute_paths: bool = True,
 ) -> SynthSummary:
     """Write conversations (flac), their reference RTTM and UEM, and the turns as a Kaldi data dir.
 
@@ -457,6 +476,7 @@ def synthesize_conversations(
     after a pause drawn from ``pause_s`` or, with probability ``overlap_prob``, overlaps the end
     of the speech so far by 0.2 s to half of the previous turn (at most 1 s). Each conversation has
     one channel (equalizer, reverb, noise); RTTM turns are the exact placed speech spans.
+    ``plain_audio_paths`` / ``absolute_paths``: see :func:`synthesize_utterances`.
 
     Returns
     -------
@@ -534,7 +554,8 @@ def synthesize_conversations(
         uem[conv] = [(0.0, len(mix) / TARGET_RATE)]
         num_spk[conv] = str(len({t[0].speaker_id for t in turns}))
         total += len(mix) / TARGET_RATE
-    _write_conversation_tables(out, wav_scp, rttm, uem, segments, utt2spk, num_spk)
+    _write_conversation_tables(out, wav_scp, rttm, uem, segments, utt2spk, num_spk, plain_audio_paths,
+                               absolute_paths)
     datadir.write_text(out / "text", text)
     used = sorted({spk.speaker_id for spk, _ in jobs})
     _write_meta(out, seed, chosen, [s for s in speakers if s.speaker_id in used],

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from kaldi_scripts import assert_valid, make_recipe, needs_kaldi_utils
 from unspeech import datadir
 from unspeech.cluster.outputs import (
     StagedOutputs,
@@ -52,6 +53,25 @@ def test_clustered_datadir_renames_utterances(tmp_path, caplog):
     assert (out / "wav.scp").read_text() == (src / "wav.scp").read_text()
     assert not (out / "cmvn.scp").exists()
     datadir.validate_datadir(out)
+
+
+@needs_kaldi_utils
+def test_kaldi_accepts_the_clustered_datadir(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    segs = {"a-1": ("rec1", 0.0, 1.0), "a-2": ("rec1", 1.0, 2.5), "b-1": ("rec2", 0.0, 1.0)}
+    datadir.write_segments(src / "segments", {u: datadir.Segment(*v) for u, v in segs.items()})
+    datadir.write_utt2spk(src / "utt2spk", {u: u.split("-")[0] for u in segs})
+    datadir.write_spk2utt(src / "spk2utt", datadir.utt2spk_to_spk2utt(datadir.read_utt2spk(src / "utt2spk")))
+    datadir.write_text(src / "text", {u: "some words" for u in segs})
+    datadir.write_wav_scp(src / "wav.scp", {"rec1": "/d/rec1.wav", "rec2": "sox /d/rec2.flac -t wav - |"})
+    datadir.write_table(src / "reco2dur", {"rec1": "3", "rec2": "2"})
+    datadir.write_table(src / "utt2dur", {u: f"{e - s:g}" for u, (_, s, e) in segs.items()})
+    out = tmp_path / "out"
+    # b-1 is not clustered: rec2 must leave wav.scp and reco2dur with it
+    assert write_clustered_datadir(out, ["a-2", "a-1"], ["spk0000000", "spk0000001"], src) == 2
+    assert list(datadir.read_wav_scp(out / "wav.scp")) == ["rec1"]
+    assert_valid(make_recipe(tmp_path / "recipe"), out, "--no-feats")
 
 
 def test_clustered_datadir_errors(tmp_path):

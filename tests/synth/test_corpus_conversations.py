@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from kaldi_scripts import assert_valid, make_recipe, needs_kaldi_utils
 from unspeech import corpus_conversations as cc
 from unspeech import datadir
 from unspeech.cli import main as cli_main
@@ -201,20 +202,26 @@ def test_speech_frames_drop_clicks_and_lone_blips():
 # --------------------------------------------------------------------------- conversations
 
 
+@needs_kaldi_utils
+def test_kaldi_accepts_the_conversations(convs, tmp_path):
+    assert_valid(make_recipe(tmp_path / "recipe"), convs / "a", "--no-feats", "--no-text")
+
+
 @pytest.mark.audio
 def test_outputs_are_a_conversation_corpus(convs, libri):
     d = convs / "a"
     assert {p.name for p in d.iterdir()} == {"wav", "wav.scp", "rttm", "uem", "segments", "utt2spk", "spk2utt",
-                                             "reco2num_spk", "synth.json"}
+                                             "reco2num_spk", "reco2dur", "utt2dur", "synth.json"}
     datadir.validate_datadir(d)
     wav, uem, turns = datadir.read_wav_scp(d / "wav.scp"), datadir.read_uem(d / "uem"), datadir.read_rttm(d / "rttm")
     meta = json.loads((d / "synth.json").read_text())
     assert meta["seed"] == 5 and meta["source"]["layout"] == "librispeech" and meta["source"]["corpus"] == str(libri)
     assert sorted(wav) == sorted(uem) == ["conv000", "conv001", "conv002"]
     num_spk = datadir.read_table(d / "reco2num_spk")
-    for conv, info in zip(meta["conversations"], (sf.info(wav[c]) for c in sorted(wav))):
+    for conv, info in zip(meta["conversations"], (sf.info(d / "wav" / f"{c}.flac") for c in sorted(wav))):
         c = conv["id"]
-        assert wav[c] == str(d / "wav" / f"{c}.flac") and (info.samplerate, info.channels) == (16000, 1)
+        assert wav[c] == f"sox {(d / 'wav' / f'{c}.flac').absolute()} -t wav -b 16 - |"  # Kaldi reads pipes
+        assert (info.samplerate, info.channels) == (16000, 1)
         [(start, end)] = uem[c]
         assert start == 0.0 and end == pytest.approx(info.duration, abs=1e-3)
         mine = [t for t in turns if t.file_id == c]
@@ -254,8 +261,8 @@ def test_overlap_only_when_asked_and_speech_where_the_reference_says(convs):
     assert overlapping == [True, False]
     d = convs / "clean"
     turns = datadir.read_rttm(d / "rttm")
-    for conv, path in datadir.read_wav_scp(d / "wav.scp").items():
-        x, rate = sf.read(path)
+    for conv in datadir.read_wav_scp(d / "wav.scp"):
+        x, rate = sf.read(d / "wav" / f"{conv}.flac")
         inside = np.zeros(len(x), dtype=bool)
         for t in turns:
             if t.file_id == conv:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from unspeech import datadir, synth
+from kaldi_scripts import assert_valid, make_recipe, needs_kaldi_utils
+from unspeech import audio, datadir, synth
 from unspeech.cli import main as cli_main
 from unspeech.errors import ConfigError
 
@@ -114,18 +115,20 @@ def test_utterance_corpus_is_a_kaldi_data_dir(utts):
     wav = datadir.read_wav_scp(d / "wav.scp")
     assert set(wav) == set(utt2spk) == set(datadir.read_text(d / "text"))
     durs = datadir.read_table(d / "utt2dur")
-    for utt, path in wav.items():
+    assert datadir.read_table(d / "reco2dur") == durs
+    for utt, entry in wav.items():
+        path = d / "wav" / f"{utt}.flac"
         info = sf.info(path)
         assert (info.samplerate, info.channels) == (16000, 1)
         assert 0.5 < info.duration < 6.0
         assert info.duration == pytest.approx(float(durs[utt][0]), abs=1e-3)
-        assert path == str(d / "wav" / f"{utt}.flac")
+        assert entry == f"sox {path.absolute()} -t wav -b 16 - |"  # the form Kaldi's wav reader accepts
 
 
 @pytest.mark.audio
 def test_same_seed_gives_identical_bytes_whatever_nj(utts):
     a, b = _tree_bytes(utts / "a"), _tree_bytes(utts / "b")
-    assert len(a) == 6 + 5 and a == b  # 6 flac + utt2spk, spk2utt, text, utt2dur, synth.json
+    assert len(a) == 6 + 6 and a == b  # 6 flac + utt2spk, spk2utt, text, utt2dur, reco2dur, synth.json
 
 
 @pytest.mark.audio
@@ -158,6 +161,14 @@ def convs(tmp_path_factory):
     return root
 
 
+@needs_kaldi_utils
+@pytest.mark.audio
+def test_kaldi_accepts_both_products(utts, convs, tmp_path):
+    recipe = make_recipe(tmp_path / "recipe")
+    assert_valid(recipe, utts / "a", "--no-feats")
+    assert_valid(recipe, convs / "a", "--no-feats")  # segments, overlapping turns, text
+
+
 @pytest.mark.audio
 def test_conversation_rttm_matches_audio(convs):
     d = convs / "a"
@@ -166,8 +177,8 @@ def test_conversation_rttm_matches_audio(convs):
     wav = datadir.read_wav_scp(d / "wav.scp")
     num_spk = datadir.read_table(d / "reco2num_spk")
     assert sorted(wav) == sorted(uem) == ["conv000", "conv001"]
-    for conv, path in wav.items():
-        info = sf.info(path)
+    for conv in wav:
+        info = sf.info(d / "wav" / f"{conv}.flac")
         assert (info.samplerate, info.channels) == (16000, 1)
         mine = [t for t in turns if t.file_id == conv]
         assert len(mine) == 5
@@ -177,7 +188,7 @@ def test_conversation_rttm_matches_audio(convs):
         speakers = {t.speaker for t in mine}
         assert 2 <= len(speakers) <= 3 and int(num_spk[conv][0]) == len(speakers)
         # speech really is where the RTTM says: louder inside turns than in the lead-in
-        x, _ = sf.read(path)
+        x = audio.load_audio(wav[conv])  # through the wav.scp pipe, as every reader does
         first = int(min(t.onset for t in mine) * 16000)
         inside = np.concatenate([x[int(t.onset * 16000):int(t.end * 16000)] for t in mine])
         assert np.sqrt(np.mean(inside**2)) > 2 * np.sqrt(np.mean(x[: first - 800] ** 2))
@@ -264,7 +275,9 @@ def test_demo_conversations_match_their_references():
         assert end == pytest.approx(info.duration, abs=1e-3)
         mine = [t for t in turns if t.file_id == conv]
         assert len({t.speaker for t in mine}) >= 2 and max(t.end for t in mine) <= end
-    assert all(p.startswith("data/demo_conversations/wav/") for p in datadir.read_wav_scp(d / "wav.scp").values())
+    # relative to the repository root (relocatable), as sox pipes Kaldi reads
+    assert all(p.startswith("sox data/demo_conversations/wav/") and p.endswith(" -t wav -b 16 - |")
+               for p in datadir.read_wav_scp(d / "wav.scp").values())
     datadir.validate_datadir(d)
     # the conversations' speakers are the demo_utts speakers of the same name
     import json

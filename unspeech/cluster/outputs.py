@@ -190,10 +190,12 @@ def write_clustered_datadir(
         keep = [u for u in keep if u in known]
         if not keep:
             raise DataError(f"none of the clustered utterances is in --source-datadir {src}")
-        if has_segments:
+        if has_segments:  # only the recordings the kept utterances use (Kaldi's validate/fix compare them)
+            used = {tables["segments"][u].split()[0] for u in keep}
             for name in _RECORDING_TABLES:
                 if (src / name).is_file():
-                    shutil.copyfile(src / name, out / name)
+                    table = _read_source_table(src / name)
+                    datadir.write_table(out / name, {r: v for r, v in table.items() if r in used})
         if (src / "cmvn.scp").is_file():
             logger.warning("cmvn.scp is per speaker: recompute it for the clustered speakers (steps/compute_cmvn_stats.sh)")
     new_id = {u: f"{assignment[u]}-{u}" for u in keep}

@@ -31,6 +31,11 @@ def _common(p: argparse.ArgumentParser, default_speakers: int) -> None:
                    help="range of the drawn signal-to-noise ratio in dB (default 15 30)")
     p.add_argument("--clean", action="store_true", help="no channel variation (EQ, reverb, noise)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
+    p.add_argument("--plain-audio-paths", "--plain_audio_paths", action="store_true",
+                   help="wav.scp lists the flac files as plain paths (for lhotse, torchaudio, ...) instead of "
+                   "'sox FILE -t wav -b 16 - |' pipes, the only form Kaldi's binaries read")
+    p.add_argument("--relative-paths", "--relative_paths", action="store_true",
+                   help="wav.scp paths as --out-dir was given (a relocatable folder) instead of absolute ones")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     common = dict(seed=args.seed, nj=args.nj, snr_db=tuple(args.snr_db), channel_variation=not args.clean,
-                  progress=_progress, **_optional(args, {"num_speakers": "num_speakers"}))
+                  progress=_progress, plain_audio_paths=args.plain_audio_paths, absolute_paths=not args.relative_paths,
+                  **_optional(args, {"num_speakers": "num_speakers"}))
     if corpus is None:
         common["engines"] = None if args.engines is None else [e.strip() for e in args.engines.split(",") if e.strip()]
     try:
