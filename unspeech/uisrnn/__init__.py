@@ -9,9 +9,13 @@ Scripts written for ``uisrnn`` run after changing only the import::
     model.fit(train_sequences, train_cluster_ids, training_args)
     labels = model.predict(test_sequences, inference_args)
 
-Training uses TensorFlow (Keras 3); decoding is a vectorized NumPy beam search. TensorFlow is
-imported only when :class:`UISRNN` is first used, so ``parse_arguments``, the evaluation and
-:func:`parallel_predict` workers stay light.
+The library's module paths work too (``unspeech.uisrnn.uisrnn.UISRNN``, ``.utils``, ``.evals``,
+``.contrib.range_search_crp_alpha``), and :meth:`UISRNN.load` reads models saved by the library
+(:mod:`unspeech.uisrnn.model_io`; ``unspeech uisrnn convert`` converts both ways).
+
+Decoding is a vectorized NumPy beam search with the library's rules; constructing, loading,
+saving and predicting never import TensorFlow, which only :meth:`UISRNN.fit` needs (the
+``unspeech[train]`` extra).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import importlib
 
 from unspeech.uisrnn.arguments import default_arguments, parse_arguments, str2bool
 from unspeech.uisrnn.decoding import DecoderWeights, OnlineDecoder, decode_batch, decode_sequence
-from unspeech.uisrnn.evals import compute_sequence_match_accuracy
+from unspeech.uisrnn.evals import compute_sequence_match_accuracy, get_list_inverse_index
 from unspeech.uisrnn.parallel import parallel_predict
 from unspeech.uisrnn.utils import (
     enforce_cluster_id_uniqueness,
@@ -35,6 +39,7 @@ __all__ = [
     "UISRNN",
     "parallel_predict",
     "compute_sequence_match_accuracy",
+    "get_list_inverse_index",
     "output_result",
     "enforce_cluster_id_uniqueness",
     "estimate_transition_bias",
