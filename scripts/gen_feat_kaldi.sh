@@ -4,9 +4,11 @@
 #   scripts/gen_feat_kaldi.sh [options] RUN_DIR DATA_ROOT OUT_ROOT
 #
 # For every set (default: dev test train) that has DATA_ROOT/<set>/feats.scp (or feats.ark), writes
-#   OUT_ROOT/<set>/ivector_online.scp  (+ ivector_online.<job>.ark)   and   OUT_ROOT/<set>/ivector_period
+#   OUT_ROOT/<set>/ivector_online.scp  (+ ivector_online.<job>.ark),  OUT_ROOT/<set>/ivector_period
+#   and OUT_ROOT/<set>/final.ie.id (the model's id: equal in every set exported with one model)
 # ready for nnet3/chain training and decoding:
-#   --online-ivector-dir OUT_ROOT/<set>     (steps/nnet3/*, which read ivector_online.scp and ivector_period)
+#   --online-ivector-dir OUT_ROOT/<set>     (steps/nnet3/*, which read ivector_online.scp and ivector_period,
+#                                            and compare final.ie.id with steps/nnet2/check_ivectors_compatible.sh)
 #
 # Options:
 #   --nj N           local processes per set (default 2); output is identical to --nj 1
@@ -25,7 +27,7 @@ while [ $# -gt 0 ]; do
     --stride) stride="$2"; shift 2 ;;
     --sets) sets="$2"; shift 2 ;;
     --extra) extra="$2"; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     --*) echo "$0: unknown option $1" >&2; exit 2 ;;
     *) break ;;
   esac
@@ -60,7 +62,7 @@ for set in $sets; do
     echo "$0: $set: $n_in utterances in, $n_out out" >&2
     exit 1
   fi
-  echo "$0: $set: $n_out utterances, ivector_period $(cat "$out_root/$set/ivector_period")" >&2
+  echo "$0: $set: $n_out utterances, ivector_period $(cat "$out_root/$set/ivector_period"), id $(cat "$out_root/$set/final.ie.id")" >&2
   done_any=true
 done
 $done_any || { echo "$0: no set of \"$sets\" found under $data_root" >&2; exit 1; }
