@@ -71,6 +71,10 @@ class OnnxTowers:
 
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only: no graph-optimisation chatter on stderr
+        # idle threads sleep instead of spinning: spinning halves throughput on a busy machine
+        # (parallel jobs, --nj workers) and gains little on an idle one (benchmarks/inference_bench.py)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = int(threads)
         where = "the exported model" if isinstance(source, bytes) else os.fspath(source)

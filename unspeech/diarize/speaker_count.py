@@ -57,6 +57,7 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from unspeech.diarize.profiles import l2_normalize
 from unspeech.errors import ConfigError, DataError
@@ -250,7 +251,9 @@ def _eigengap_count(x: np.ndarray, low: int, high: int, max_points: int, max_nei
     failures = 0
     for p in candidates:
         try:
-            lam = _laplacian_eigenvalues(order, int(p))
+            # one BLAS thread for a recording's small eigenproblems: more threads only add overhead there
+            with threadpool_limits(limits=1 if n <= 1000 else None):
+                lam = _laplacian_eigenvalues(order, int(p))
         except np.linalg.LinAlgError as exc:  # the next p may still work
             failures += 1
             logger.debug("eigensolver failed at p=%d: %s", p, exc)
