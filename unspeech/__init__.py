@@ -16,6 +16,7 @@ _SUBMODULES = (
     "audio",
     "fbank",
     "fbank_options",
+    "perturb",
     "synth",
     "corpus",
     "corpus_conversations",

@@ -16,7 +16,9 @@ at :data:`TARGET_RATE` (16 kHz), whatever the source looks like:
   polyphase resampling (:func:`scipy.signal.resample_poly`, Kaiser-windowed FIR), which keeps
   ``ceil(n * 16000 / rate)`` samples.
 * **Segments.** ``start``/``end`` (seconds, as in a Kaldi ``segments`` file) cut a recording
-  before resampling. ``end`` of ``None`` or negative means "to the end of the recording". Like
+  before resampling, at sample ``int(t * rate)`` (truncated, as Kaldi's ``extract-segments`` does,
+  so segment lengths and frame counts are Kaldi's). ``end`` of ``None`` or negative means "to the
+  end of the recording". Like
   Kaldi's ``extract-segments`` an end time up to :data:`MAX_OVERSHOOT` seconds past the end of
   the recording is clipped; further than that is an error.
 
@@ -217,13 +219,13 @@ def _segment_frames(
     """Frame range ``[first, last)`` of a segment; validates it against the recording length."""
     if start < 0:
         raise AudioError(f"segment of {name!r} starts before 0 s (start={start})")
-    first = int(round(start * rate))
+    first = int(start * rate)  # truncated, as Kaldi's extract-segments does (2.01 s at 16 kHz: 32159)
     if end is None or end < 0:
         last = n_frames
     else:
         if end <= start:
             raise AudioError(f"segment of {name!r} ends before it starts (start={start}, end={end})")
-        last = int(round(end * rate))
+        last = int(end * rate)
         if n_frames is not None and last > n_frames:
             overshoot = (last - n_frames) / rate
             if overshoot > MAX_OVERSHOOT:

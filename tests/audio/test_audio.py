@@ -83,6 +83,9 @@ def test_segments_cut_by_seconds(mono16k):
     np.testing.assert_array_equal(audio.load_audio(path, 0.1, 0.35), ref[1600:5600])
     np.testing.assert_array_equal(audio.load_audio(path, 0.5, -1), ref[8000:])  # Kaldi: -1 = to the end
     np.testing.assert_array_equal(audio.load_audio(path, 0.5, 1.3), ref[8000:])  # small overshoot clipped
+    # sample int(t * rate), truncated like Kaldi's extract-segments: 0.5005 s * 16 kHz = 8007.999... -> 8007
+    assert 0.5005 * 16000 < 8008
+    np.testing.assert_array_equal(audio.load_audio(path, 0.25, 0.5005), ref[4000:8007])
 
 
 @pytest.mark.parametrize(
