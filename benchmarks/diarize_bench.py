@@ -6,7 +6,7 @@ In one run it
    channel each (equalizer, reverb, noise), some overlap, from a pool of speakers drawn with
    seed ``--test-seed``; and one enrollment utterance per pool speaker (same seed, so the same
    voices; each on a channel of its own) for the ``enroll`` backend;
-2. gets a context model: ``--model RUN_DIR`` (default: the bundled run in ``models/``, the model
+2. gets a context model: ``--model RUN_DIR`` (default: the bundled run in ``unspeech/models/``, the model
    ``unspeech diarize`` uses by default), or with ``--model train`` trains one (``--train-steps``, BaselineDnn,
    windows of 32 frames, 2 + 2 contexts, 64-dim embeddings, tied towers, learning rate 1e-3,
    otherwise the defaults) on 80 x 10 synthetic utterances of a speaker pool drawn with another seed (``--train-seed``), so the
@@ -196,8 +196,6 @@ def main(argv=None) -> int:
             model = args.model or bundled_model()
             if model == "train":
                 model = str(train_model(work, args.train_seed, args.train_steps, args.nj))
-            elif model == "stats":
-                raise SystemExit("no bundled model in models/: pass --model RUN_DIR or --model train")
             print(f"context model: {model} ({time.perf_counter() - t0:.0f} s)", flush=True)
         for backend in args.backends.split(","):
             params = {"backend": backend, "model": model}

@@ -390,8 +390,6 @@ def main(argv=None) -> int:
     from unspeech.diarize.embedders import bundled_model
 
     model = args.model or bundled_model()
-    if "unspeech" in systems and model == "stats":
-        raise SystemExit("no bundled model in models/: pass --model RUN_DIR")
     out = Path(args.out)
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)

@@ -43,6 +43,7 @@ from unspeech.feature_store import FeatureStore
 
 __all__ = [
     "iter_mats",
+    "check_rspecifier_exists",
     "load_mats",
     "read_mat",
     "write_mats",
@@ -100,6 +101,16 @@ def parse_rspecifier(rspecifier: str | os.PathLike) -> tuple[str, str]:
     if spec.endswith(".scp"):
         return "scp", spec
     return "ark", spec
+
+
+def check_rspecifier_exists(rspecifier: str | os.PathLike, flag: str = "") -> None:
+    """Raise :class:`DataError` when the file an rspecifier reads does not exist (cheap: nothing is
+    opened; pipes and stdin are not checked). ``flag`` names the option in the message."""
+    _, target = parse_rspecifier(rspecifier)
+    if target.endswith("|") or target in ("-", ""):
+        return
+    if not os.path.isfile(target):
+        raise DataError(f"file not found: {target}" + (f" ({flag})" if flag else ""))
 
 
 @contextlib.contextmanager

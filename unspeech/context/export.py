@@ -277,6 +277,10 @@ def gen_feat(run_dir: str, filelist: str, opts: GenFeatOptions, given: dict[str,
     from unspeech.context.embed import FrameEmbedder, speaker_vector
     from unspeech.context.towers import load_towers
 
+    from unspeech.kaldi_io import check_rspecifier_exists
+
+    check_rspecifier_exists(filelist, "--filelist")  # before the model (and its runtime) is loaded
+
     # --test_perf scores pairs with the whole Keras model; plain export runs on model.onnx when it is current
     runtime = "keras" if opts.test_perf else opts.runtime
     towers = load_towers(run_dir, _checkpoint_arg(opts.checkpoint), runtime=runtime,

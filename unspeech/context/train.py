@@ -377,6 +377,12 @@ def train(config: ContextConfig, given: Mapping[str, Any] | None = None, *, stor
 
     config = config.validate()
     require_tensorflow("training the context model")  # before a run dir is created
+    if store is None:
+        from unspeech.kaldi_io import check_rspecifier_exists
+
+        if not config.filelist:
+            raise ConfigError("`filelist` is required: the Kaldi features (.ark/.scp) to train on")
+        check_rspecifier_exists(config.filelist, "--filelist")
     run_dir, config, resumed = resolve_run(config, given)
     configure_runtime(config)
     with _run_log(run_dir, config.debug):
