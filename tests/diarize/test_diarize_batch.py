@@ -83,8 +83,16 @@ def test_collect_inputs_from_files_folders_and_scp(conversations, tmp_path):
     assert sorted(found) == ["conv000", "conv001"]
     assert collect_inputs([conversations / "wav.scp"]) == datadir.read_wav_scp(conversations / "wav.scp")
     assert collect_inputs([str(conversations / "wav" / "conv001.flac")]) == {"conv001": str(conversations / "wav" / "conv001.flac")}
+    (tmp_path / "conv000.wav").write_bytes(b"")
     with pytest.raises(ConfigError, match="two inputs give the recording id 'conv000'"):
         collect_inputs([conversations / "wav", tmp_path / "conv000.wav"])
+    with pytest.raises(ConfigError, match="input '.*missing.wav' does not exist"):
+        collect_inputs([tmp_path / "missing.wav"])
+    (tmp_path / "Gespräch nr 1.flac").write_bytes(b"")
+    with pytest.raises(ConfigError, match="contains whitespace"):
+        collect_inputs([tmp_path / "Gespräch nr 1.flac"])
+    (tmp_path / "conv000.wav").unlink()
+    (tmp_path / "Gespräch nr 1.flac").unlink()
     with pytest.raises(AudioError, match=r"no audio files \(.wav, .flac, .* found"):
         collect_inputs([tmp_path])
     with pytest.raises(ConfigError, match="`nj` must be >= 1"):

@@ -118,8 +118,10 @@ def run(args: argparse.Namespace) -> int:
         unknown_threshold=args.unknown_threshold, runtime=args.runtime,
         vad=EnergyVAD(energy_threshold=args.vad_energy_threshold, reference=args.vad_reference),
     )
+    # flags, then the model folder, then the inputs: all before any audio is read or a runtime is loaded
+    speech = _speech(args)
     if params["model"] != "stats":
-        check_model_dir(params["model"])  # before any audio is read or a runtime is loaded
+        check_model_dir(params["model"])
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     recordings = collect_inputs(args.inputs)
     reference = datadir.read_rttm(args.ref) if args.ref else None
@@ -137,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
             save_timeline(out_dir / f"{file_id}.png", turns, reference, file_id, duration or None)
 
     try:
-        result = diarize_batch(recordings, params, out_dir, formats, args.nj, _speech(args), progress, on_result)
+        result = diarize_batch(recordings, params, out_dir, formats, args.nj, speech, progress, on_result)
     finally:
         bar.close()
     all_turns = [t for rid in recordings if rid in result.turns for t in result.turns[rid]]

@@ -73,7 +73,11 @@ def collect_inputs(inputs: Sequence[str | os.PathLike]) -> dict[str, str]:
         elif not os.path.exists(path):  # said up front, before a model is loaded or a file written
             raise ConfigError(f"input {path!r} does not exist (give audio files, folders or wav.scp files)")
         else:
-            new = {os.path.splitext(os.path.basename(path))[0]: path}
+            stem = os.path.splitext(os.path.basename(path))[0]
+            if any(ch.isspace() for ch in stem):  # as `unspeech fbank` and folders: RTTM/Kaldi ids hold no spaces
+                raise ConfigError(f"file name {path!r} contains whitespace, which RTTM and Kaldi recording ids "
+                                  "cannot hold; rename it, or list it in a wav.scp under an id of your choice")
+            new = {stem: path}
         for key, source in new.items():
             if key in found and found[key] != source:
                 raise ConfigError(f"two inputs give the recording id {key!r}: {found[key]!r} and {source!r}")
