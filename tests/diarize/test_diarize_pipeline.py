@@ -142,3 +142,6 @@ def test_describe_names_model_and_count_rule():
     # the default is the model shipped in the package, named in the log; "stats" only when asked for
     assert Diarizer().describe().startswith("model bundled unspeech_dnn_w32_libri200 (")
     assert Diarizer(model=bundled_model()).describe() == Diarizer().describe()
+    loaded = Diarizer()
+    loaded._setup()  # once loaded, the log line also says which runtime runs the model
+    assert ", onnx runtime; backend spectral;" in loaded.describe()

@@ -152,6 +152,9 @@ class Diarizer:
             model = "stats (windowed fbank statistics, no model)"
         elif os.path.dirname(os.path.abspath(model)) == os.fspath(bundled_models_dir()):
             model = f"bundled {os.path.basename(os.path.normpath(model))} ({model})"
+        runtime = getattr(getattr(self, "embedder_", None), "runtime", None)  # known once loaded
+        if runtime is not None:
+            model += f", {runtime} runtime"
         if self.num_speakers is not None:
             count = f"fixed: {self.num_speakers}"
         elif self.backend == "uisrnn":
