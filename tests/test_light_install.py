@@ -91,3 +91,11 @@ def test_missing_inputs_are_reported_before_any_model_loads(tmp_path):
         line = _one_error_line(run_cli_without_tf(argv, cwd=tmp_path))
         assert "missing" in line and ("does not exist" in line or "not found" in line), line
     assert not (tmp_path / "out").exists()
+
+
+def test_every_command_helps_without_tensorflow():
+    from unspeech.cli import COMMANDS
+
+    for name in sorted(COMMANDS):
+        proc = run_cli_without_tf([name, "--help"])
+        assert proc.returncode == 0 and "usage: unspeech" in proc.stdout, (name, proc.stderr[-500:])
