@@ -18,8 +18,9 @@ noise on the 16-bit scale), so the same audio always gives the same features. An
 file does not set keeps the default here; write ``--dither=1`` to get Kaldi's.
 
 Options Kaldi accepts that do not change the features are accepted with a warning
-(:data:`IGNORED_OPTIONS`); ``--vtln-warp``, ``--min-duration`` and ``--output-format`` are accepted
-only at the value that leaves the output unchanged. Any other name is an error naming the file
+(:data:`IGNORED_OPTIONS`); ``--vtln-warp``, ``--vtln-map``, ``--min-duration`` and ``--output-format``
+are accepted only at the value that leaves the output unchanged (VTLN warping, dropping short
+utterances and HTK output are not supported). Any other name is an error naming the file
 (or flag) and the option.
 """
 
@@ -53,7 +54,7 @@ IGNORED_OPTIONS = {
 """Kaldi options that do not change fbank output: accepted from config files with a warning."""
 
 # Options that change the output and are accepted only at their neutral value.
-_NEUTRAL_ONLY = {"vtln-warp": 1.0, "min-duration": 0.0, "output-format": "kaldi"}
+_NEUTRAL_ONLY = {"vtln-warp": 1.0, "vtln-map": "", "min-duration": 0.0, "output-format": "kaldi"}
 
 _TRUE = ("true", "t", "1", "")
 _FALSE = ("false", "f", "0")

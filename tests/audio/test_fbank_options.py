@@ -65,6 +65,8 @@ def test_written_config_reads_back_and_lists_every_option(tmp_path):
         ("--high-freq=8001", r"do not give a band"),
         ("--num-mel-bins=2", r"--num-mel-bins must be >= 3"),
         ("--vtln-warp=0.9", r"c\.conf:2: --vtln-warp=0.9 is not supported by unspeech \(only --vtln-warp=1\)"),
+        ("--vtln-map=ark:warps", r"c\.conf:2: --vtln-map=ark:warps is not supported by unspeech"),
+        ("--min-duration=0.5", r"c\.conf:2: --min-duration=0.5 is not supported by unspeech \(only --min-duration=0\)"),
         ("window-type=hamming", r"c\.conf:2: expected '--name=value', got 'window-type=hamming'"),
         ("--channel=-2", r"--channel must be -1"),
     ],
