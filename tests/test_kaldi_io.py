@@ -272,17 +272,17 @@ def test_scp_ranges_through_feature_store(tmp_path):
 
 
 def test_scp_range_row_tolerance_like_kaldi(tmp_path, caplog):
-    """A last row up to 2 past the end is clipped with a warning (Kaldi's tolerance); 3 is an error."""
+    """A last row up to rows + 2 is clipped with a warning (Kaldi: last < rows + 3); rows + 3 is an error."""
     mats = _ranged_scp(tmp_path)
     loc = dict(kaldi_io.read_scp_entries(tmp_path / "full.scp"))["utt0"]  # 12 rows
-    (tmp_path / "t.scp").write_text(f"ok {loc}[8:13]\n")
+    (tmp_path / "t.scp").write_text(f"ok {loc}[8:14]\n")
     with caplog.at_level("WARNING"):
         _, feats = kaldi_io.readScp(tmp_path / "t.scp")
     np.testing.assert_array_equal(feats[0], mats["utt0"][8:])
     assert "clipped" in caplog.text
     np.testing.assert_array_equal(feats[0], kaldiio.load_scp(str(tmp_path / "t.scp"))["ok"])
-    (tmp_path / "t.scp").write_text(f"bad {loc}[8:14]\n")
-    with pytest.raises(DataError, match=r"t\.scp: utterance 'bad' .*row range 8:14 lies outside the matrix of 12 rows"):
+    (tmp_path / "t.scp").write_text(f"bad {loc}[8:15]\n")
+    with pytest.raises(DataError, match=r"t\.scp: utterance 'bad' .*row range 8:15 lies outside the matrix of 12 rows"):
         kaldi_io.readScp(tmp_path / "t.scp")
 
 

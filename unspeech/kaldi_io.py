@@ -12,7 +12,7 @@ Read side
     range as Kaldi's ``subsegment_data_dir.sh`` and ``limit_feature_dim.sh`` write them
     (``x.ark:3421[3:10]``, ``x.ark:3421[3:10,0:19]``, ``[:,0:19]``; bounds inclusive) and are read as
     kaldiio reads them; a malformed range or one outside the matrix is an error naming the entry
-    (Kaldi's allowance of a last row up to 2 past the end is clipped with a warning). An entry
+    (Kaldi's allowance of a last row up to 3 past the matrix's last row is clipped with a warning). An entry
     without an offset is a file or ``cmd |`` holding one bare matrix. Every matrix is checked: a truncated
     ark, a bad binary header, NaN/Inf values raise :class:`~unspeech.errors.DataError` naming the
     file and the utterance.
@@ -314,7 +314,8 @@ def read_scp_entries(scp_path: str | os.PathLike) -> Iterator[tuple[str, str]]:
 
 # Kaldi accepts a last row up to this many rows past the end of the matrix (and clips it), because
 # segment times rounded to 10 ms and the 25 ms window can give a row range 1-2 frames too long.
-_ROW_SLACK = 2
+# Kaldi checks last_row < rows + 3 (its length tolerance), so last_row may be rows + 2.
+_ROW_SLACK = 3
 
 
 def _split_location(location: str) -> tuple[str, int | None]:
@@ -373,7 +374,7 @@ def _parse_range(spec: str) -> tuple:
 def _apply_range(arr: np.ndarray, ranges: tuple, where: str) -> np.ndarray:
     """Rows/columns ``ranges`` (inclusive bounds) of ``arr`` as a new C-contiguous array.
 
-    A last row up to ``_ROW_SLACK`` (2) rows past the end is clipped (with a warning),
+    A last row below ``rows + _ROW_SLACK`` (3, Kaldi's tolerance) is clipped (with a warning),
     as Kaldi does; any other bound outside the matrix raises :class:`DataError` naming ``where``.
     """
     if len(ranges) > arr.ndim:
