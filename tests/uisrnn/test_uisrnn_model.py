@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -44,6 +46,11 @@ def test_prediction_forms_and_parallel_predict(trained):
                                    num_processes=2) == model.predict([sequence, sequence[:10], sequence[5:]],
                                                                      inference_args)
     assert len(set(model.predict(sequence, inference_args, max_speakers=2))) <= 2
+    limited_args = copy.copy(inference_args)
+    limited_args.max_speakers = 2  # the --max_speakers flag: the same limit through the options
+    assert model.predict(sequence, limited_args) == model.predict(sequence, inference_args, max_speakers=2)
+    assert uisrnn.parallel_predict(model, [sequence, sequence[3:]], limited_args, num_processes=2)[0] == \
+        model.predict(sequence, inference_args, max_speakers=2)
     assert len(set(model.predict([sequence], inference_args, num_speakers=[3])[0])) == 3
     streamed = list(model.predict_online(iter(sequence), inference_args))
     assert len(streamed) == len(sequence)

@@ -84,7 +84,7 @@ def _inference_parser() -> argparse.ArgumentParser:
     group.add_argument("--running_mean", default="uisrnn", choices=["uisrnn", "training"],
                        help="which network outputs predict a speaker's next entry while decoding: 'uisrnn' "
                             "(default) as the uisrnn library's decoder, 'training' the mean of all outputs "
-                            "as in the training loss")
+                            "as in the training loss (measured less accurate; see benchmarks/RESULTS.md)")
     return parser
 
 
