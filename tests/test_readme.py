@@ -42,6 +42,7 @@ def test_readme_commands_run_as_written(tmp_path):
     work.mkdir()
     for name in _LINKS:
         if (ROOT / name).exists():
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
             (work / name).symlink_to(ROOT / name)
     bindir = Path(sys.executable).parent
     env = dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONUNBUFFERED="1",
