@@ -145,3 +145,15 @@ def test_describe_names_model_and_count_rule():
     loaded = Diarizer()
     loaded._setup()  # once loaded, the log line also says which runtime runs the model
     assert ", onnx runtime; backend spectral;" in loaded.describe()
+
+
+@pytest.mark.parametrize("size", [2, 3, 10, 25])
+def test_moving_average_equals_scipy_uniform_filter(size):
+    from scipy.ndimage import uniform_filter1d
+
+    from unspeech.diarize.pipeline import moving_average
+
+    rng = np.random.default_rng(size)
+    for n in (1, 4, 60):
+        x = rng.normal(size=(n, 5))
+        np.testing.assert_allclose(moving_average(x, size), uniform_filter1d(x, size, axis=0, mode="nearest"), atol=1e-12)

@@ -52,6 +52,18 @@ _STEPS = ("audio", "fbank", "speech", "embeddings", "labels", "turns")
 _SAMPLE_RATE = 16000
 
 
+def moving_average(x: np.ndarray, size: int) -> np.ndarray:
+    """Mean over ``size`` consecutive rows, ``(n, d) -> (n, d)``: row ``i`` averages rows
+    ``i - size // 2 .. i - size // 2 + size - 1``, the first / last row repeated past the ends
+    (``scipy.ndimage.uniform_filter1d(x, size, axis=0, mode="nearest")``, without importing SciPy's
+    image package on every command)."""
+    x = np.asarray(x, dtype=np.float64)
+    before = size // 2
+    padded = np.concatenate([np.repeat(x[:1], before, axis=0), x, np.repeat(x[-1:], size - 1 - before, axis=0)])
+    csum = np.concatenate([np.zeros((1,) + x.shape[1:]), np.cumsum(padded, axis=0)])
+    return (csum[size:] - csum[:-size]) / size
+
+
 class Diarizer:
     """Who spoke when, for one recording at a time.
 
@@ -279,9 +291,7 @@ class Diarizer:
             x = x - x[core].mean(axis=0)
         x = l2_normalize(x)
         if int(self.pool_rows) > 1:
-            from scipy.ndimage import uniform_filter1d
-
-            x = uniform_filter1d(x, int(self.pool_rows), axis=0, mode="nearest")
+            x = moving_average(x, int(self.pool_rows))
         return x
 
     def _cluster_labels(self, x: np.ndarray, core: np.ndarray, speech_rows: np.ndarray, method: str) -> np.ndarray:
