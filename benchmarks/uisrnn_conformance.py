@@ -10,7 +10,9 @@
    weights. Then we train a model, write it in the library's format, and the library loads and
    decodes it. Identical labels are counted per sequence; the GRU + output head of both are
    compared on one random input.
-3. Optionally (``--fixture DIR``) writes a tiny library-trained model and the library's labels for
+3. Optionally (``--demo``) the library's ``demo.py``, imports rewritten, on our toy data written in
+   the library's layout, with the options of its README (``--train_iteration=1000 -l=0.001``).
+4. Optionally (``--fixture DIR``) writes a tiny library-trained model and the library's labels for
    one sequence, the fixture of ``tests/uisrnn/test_uisrnn_compat.py``.
 
     python benchmarks/uisrnn_conformance.py --reference-python /tmp/uisrnn-ref/bin/python
@@ -106,6 +108,34 @@ def run_test_suite(reference_site: str | None) -> dict:
             print(f"  {relative}: {passed}/{len(outcomes)} passed in {result['wall']:.1f} s "
                   + " ".join(f"[{n}: {o}]" for n, o in outcomes.items() if o != "pass"), flush=True)
     return results
+
+
+def run_demo(demo_args: list[str]) -> dict:
+    """The library's demo.py, imports rewritten, on our toy data written in the library's layout."""
+    import peer_suite
+    from unspeech.uisrnn.toy_data import make_toy_data
+
+    data = make_toy_data(seed=0)
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        (work / "data").mkdir()
+        np.savez(work / "data" / "toy_training_data.npz", train_sequence=data["train_sequence"],
+                 train_cluster_id=data["train_cluster_id"])
+        as_objects = lambda items: np.array(items + [None], dtype=object)[:-1]  # noqa: E731 (no stacking)
+        np.savez(work / "data" / "toy_testing_data.npz", test_sequences=as_objects(data["test_sequences"]),
+                 test_cluster_ids=as_objects(data["test_cluster_ids"]))
+        text, changed = peer_suite.rewrite_imports((peer_suite.PEER_ROOT / "demo.py").read_text(encoding="utf-8"))
+        (work / "demo.py").write_text(text, encoding="utf-8")
+        started = time.perf_counter()
+        proc = subprocess.run([sys.executable, "demo.py", *demo_args], cwd=work, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"demo.py failed:\n{proc.stderr[-3000:]}")
+    accuracy = [line for line in proc.stdout.splitlines() if "averaged accuracy" in line]
+    result = {"args": demo_args, "import_lines_changed": changed, "wall_s": wall,
+              "averaged_accuracy": accuracy[-1].split(":")[-1].strip() if accuracy else None}
+    print(f"  demo.py {' '.join(demo_args)}: {json.dumps(result)}", flush=True)
+    return result
 
 
 def _probe_outputs(weights, probe: np.ndarray) -> np.ndarray:
@@ -221,6 +251,8 @@ def main(argv=None) -> int:
                         "or /tmp/uisrnn-ref/bin/python)")
     parser.add_argument("--skip-suite", action="store_true", help="do not run the library's test files")
     parser.add_argument("--skip-cross", action="store_true", help="do not train/convert/decode on toy data")
+    parser.add_argument("--demo", action="store_true",
+                        help="also run the library's demo.py (imports rewritten) with --train_iteration=1000 -l=0.001")
     parser.add_argument("--fixture", type=Path, help="write the tiny reference model + labels into this folder")
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--depth", type=int, default=1)
@@ -253,6 +285,9 @@ def main(argv=None) -> int:
         print(f"  total: {sum(o == 'pass' for o in outcomes)}/{len(outcomes)} passed", flush=True)
     if not args.skip_cross:
         figures["cross"] = run_cross_checks(python, args)
+    if args.demo:
+        print("the library's demo.py, imports rewritten to unspeech.uisrnn:", flush=True)
+        figures["demo"] = run_demo(["--train_iteration=1000", "-l=0.001"])
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
     return 0

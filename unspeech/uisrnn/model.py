@@ -131,6 +131,7 @@ class UISRNN:
         self._train_step = None
         self._network = None  # (CoreRNN, init_hidden, sigma2) once training needs them
         initial = INITIAL_SIGMA2 if self.estimate_sigma2 else float(args.sigma2)
+        # seed + 1: the initial weights draw from another stream than the training batches (_rng)
         self._weights: DecoderWeights | None = DecoderWeights.initial(
             self.observation_dim, self.rnn_hidden_size, self.rnn_depth, sigma2=initial,
             seed=None if seed is None else int(seed) + 1)
