@@ -213,6 +213,23 @@ def test_a_torch_file_with_foreign_objects_is_refused_without_running_them(tmp_p
     assert "must never run" not in capsys.readouterr().out
 
 
+def test_a_tensor_reaching_past_its_storage_is_refused(tmp_path):
+    storage = torch_format._Storage("0", np.zeros(2, "<f4"))
+
+    class LongTensor:  # claims 5 values of a 2-value storage
+        def __reduce__(self):
+            return (torch_format._Global("torch._utils", "_rebuild_tensor_v2"), (storage, 0, (5,), (1,), False))
+
+    buffer = io.BytesIO()
+    torch_format._TorchPickler(buffer, protocol=2).dump({"rnn_state_dict": {"gru.weight_ih_l0": LongTensor()}})
+    path = tmp_path / "long.uisrnn"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("long/data.pkl", buffer.getvalue())
+        archive.writestr("long/data/0", storage.array.tobytes())
+    with pytest.raises(DataError, match="tensor record reaches past its storage"):
+        model_io.read_model(path)
+
+
 def test_writing_the_library_format_needs_a_transition_bias(tmp_path):
     model_args, _, _ = uisrnn.default_arguments(observation_dim=4, rnn_hidden_size=8, verbosity=0)
     with pytest.raises(DataError, match="no transition bias yet"):

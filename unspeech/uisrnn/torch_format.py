@@ -62,10 +62,17 @@ class _StorageType:
 
 
 def _rebuild_tensor(storage, offset, size, stride, *_ignored):
-    """A tensor's values as a NumPy array (torch's _rebuild_tensor_v2 arguments)."""
+    """A tensor's values as a NumPy array (torch's _rebuild_tensor_v2 arguments).
+
+    The view is checked to lie inside its storage before it is taken.
+    """
+    size, stride = tuple(int(v) for v in size), tuple(int(v) for v in stride)
+    if not isinstance(storage, np.ndarray) or len(size) != len(stride) or min(size + stride + (offset,), default=0) < 0:
+        raise pickle.UnpicklingError("malformed tensor record")
+    if 0 not in size and offset + sum((n - 1) * step for n, step in zip(size, stride)) >= len(storage):
+        raise pickle.UnpicklingError("tensor record reaches past its storage")
     itemsize = storage.dtype.itemsize
-    view = np.lib.stride_tricks.as_strided(storage[offset:], shape=tuple(size),
-                                           strides=tuple(s * itemsize for s in stride))
+    view = np.lib.stride_tricks.as_strided(storage[offset:], shape=size, strides=tuple(s * itemsize for s in stride))
     return np.array(view)
 
 
