@@ -327,7 +327,19 @@ class _FileSink:
 
     def append(self, mat: np.ndarray) -> None:
         self.dim = mat.shape[1]
-        self.fh.write(memoryview(np.ascontiguousarray(mat, dtype=self.dtype)).cast("B"))
+        if mat.size:  # a 0-frame matrix writes nothing (and memoryview cannot cast an empty shape)
+            self.fh.write(memoryview(np.ascontiguousarray(mat, dtype=self.dtype)).cast("B"))
+
+
+def _check_range(utt: str, mat: np.ndarray, dtype: np.dtype, spec: str) -> None:
+    """Refuse values the store dtype cannot hold (float64 -> float32, float32 -> float16 gives inf)."""
+    if mat.dtype.itemsize <= dtype.itemsize or not mat.size:
+        return
+    largest = float(np.abs(mat).max())
+    if largest > float(np.finfo(dtype).max):
+        raise DataError(
+            f"{spec}: utterance {utt!r} holds the value {largest:g}, beyond what {dtype.name} can store "
+            f"(largest {float(np.finfo(dtype).max):g}); choose a wider memmap dtype")
 
 
 def _collect(spec: str, sink, progress: bool, limit: int | None) -> tuple[list[str], np.ndarray]:
@@ -350,6 +362,7 @@ def _collect(spec: str, sink, progress: bool, limit: int | None) -> tuple[list[s
         if utt in seen:
             raise DataError(f"{spec}: utterance {utt!r} appears twice")
         seen.add(utt)
+        _check_range(utt, mat, sink.dtype, spec)
         sink.append(mat)
         ids.append(utt)
         lengths.append(len(mat))

@@ -15,7 +15,11 @@ Read side
     (Kaldi's allowance of a last row up to 3 past the matrix's last row is clipped with a warning). An entry
     without an offset is a file or ``cmd |`` holding one bare matrix. Every matrix is checked: a truncated
     ark, a bad binary header, NaN/Inf values raise :class:`~unspeech.errors.DataError` naming the
-    file and the utterance.
+    file and the utterance. Sizes in binary headers (plain and compressed) are checked against the
+    bytes left in the file before anything is allocated (streams are read in chunks), a matrix read
+    through an scp must end where the archive's next record starts, and ids hold no control
+    characters, so a damaged size is one error naming the file, utterance and byte offset, never a
+    short or oddly shaped result. Text numbers follow Kaldi's syntax (``1_000`` is refused).
 
 Write side
     :func:`write_mats` writes ``(utt_id, matrix)`` pairs to a binary ark (float32 unless told
@@ -30,8 +34,11 @@ import gzip
 import io
 import logging
 import os
+import re
+import stat
 import struct
 import subprocess
+import zlib
 from pathlib import Path
 from typing import IO, Callable, Iterable, Iterator
 
@@ -78,6 +85,17 @@ _PLAIN_TYPES = {
     b"FV": ("<f4", False),
     b"DM": ("<f8", True),
     b"DV": ("<f8", False),
+}
+
+# A number as Kaldi's text matrices hold them (C++ stream syntax): no '_' separators, no hex.
+_TEXT_NUMBER = re.compile(rb"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|inf|infinity|nan)", re.IGNORECASE)
+
+# Bytes after the 16-byte global header of a compressed matrix (Kaldi's compressed-matrix.cc):
+# CM has an 8-byte header per column, then one byte per value; CM2 two bytes per value; CM3 one.
+_COMPRESSED_PAYLOAD = {
+    b"CM": lambda rows, cols: cols * 8 + rows * cols,
+    b"CM2": lambda rows, cols: 2 * rows * cols,
+    b"CM3": lambda rows, cols: rows * cols,
 }
 
 
@@ -147,14 +165,33 @@ def _open_stream(target: str) -> Iterator[IO[bytes]]:
             yield raw
 
 
+# An utterance id longer than this is garbage, not an id (it is read one byte at a time).
+_MAX_KEY_BYTES = 4096
+# Reads larger than this go in chunks, so a bogus size costs no more memory than the data there is.
+_READ_CHUNK = 1 << 24
+
+
+def _tell(fd: IO[bytes]) -> int | None:
+    try:
+        return fd.tell()
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _read_key(fd: IO[bytes], where: str) -> str | None:
-    """Read an utterance id terminated by a space; None at a clean end of file."""
+    """Read an utterance id terminated by a space; None at a clean end of file.
+
+    An id holds no control characters (Kaldi writes only printable tokens), so bytes such as NULs
+    after the last matrix are an error at once rather than an id megabytes long.
+    """
     chunks = []
+    start = None
     while True:
         c = fd.read(1)
         if not c:
             if chunks and b"".join(chunks).strip():
-                raise DataError(f"{where}: archive ends inside the id {b''.join(chunks)!r} (truncated ark?)")
+                raise DataError(
+                    f"{where}: archive ends inside the id {b''.join(chunks)[:40]!r} at byte {start} (truncated ark?)")
             return None
         if c == b" ":
             if not chunks:
@@ -162,18 +199,70 @@ def _read_key(fd: IO[bytes], where: str) -> str | None:
             break
         if c in b"\n\r\t" and not chunks:
             continue
+        if c[0] < 0x20 or c[0] == 0x7F:
+            pos = _tell(fd)
+            raise DataError(
+                f"{where}: byte {c!r} inside an utterance id at byte {pos - 1 if pos is not None else '?'} "
+                "(not a Kaldi archive, or garbage after the last matrix?)")
+        if not chunks:
+            pos = _tell(fd)
+            start = pos - 1 if pos is not None else "?"
         chunks.append(c)
+        if len(chunks) > _MAX_KEY_BYTES:
+            raise DataError(
+                f"{where}: no space after {_MAX_KEY_BYTES} bytes of utterance id {b''.join(chunks)[:40]!r}... "
+                f"at byte {start} (not a Kaldi archive?)")
     try:
         return b"".join(chunks).decode("utf-8")
     except UnicodeDecodeError:
-        raise DataError(f"{where}: utterance id is not valid UTF-8 (not a Kaldi archive?)") from None
+        raise DataError(
+            f"{where}: utterance id at byte {start} is not valid UTF-8 (not a Kaldi archive?)") from None
 
 
 def _read_exact(fd: IO[bytes], n: int, where: str) -> bytes:
-    buf = fd.read(n)
+    """``n`` bytes of ``fd``; large reads go in chunks, so a bogus ``n`` fails on the data there is."""
+    if n <= _READ_CHUNK:
+        buf = fd.read(n)
+    else:
+        parts, got = [], 0
+        while got < n:
+            part = fd.read(min(_READ_CHUNK, n - got))
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+        buf = b"".join(parts)
     if len(buf) != n:
         raise DataError(f"{where}: unexpected end of file, wanted {n} bytes, got {len(buf)} (truncated ark?)")
     return buf
+
+
+def _bytes_left(fd: IO[bytes]) -> int | None:
+    """Bytes between the position of ``fd`` and the end of its file; None for streams (pipes, gzip)."""
+    raw = getattr(fd, "raw", None)
+    if not isinstance(raw, io.FileIO):
+        return None
+    try:
+        st = os.fstat(raw.fileno())
+        return st.st_size - fd.tell() if stat.S_ISREG(st.st_mode) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _check_sizes(fd: IO[bytes], kind: str, rows: int, cols: int, nbytes: int, where: str) -> bool:
+    """Raise for a negative size or one that needs more bytes than the file holds.
+
+    Returns True when the size was checked against the bytes left (a regular file), False for
+    streams, which are then read in chunks so that a bogus size fails on the data there is.
+    """
+    if rows < 0 or cols < 0:
+        raise DataError(f"{where}: corrupt {kind} header: negative size {rows} x {cols}")
+    left = _bytes_left(fd)
+    if left is not None and nbytes > left:
+        raise DataError(
+            f"{where}: corrupt {kind} header: {rows} x {cols} needs {nbytes} bytes but only {left} remain "
+            "(damaged or truncated ark?)")
+    return left is not None
 
 
 def read_mat(fd: IO[bytes], where: str = "<stream>", alloc: Allocator | None = None) -> np.ndarray:
@@ -211,11 +300,12 @@ def read_mat(fd: IO[bytes], where: str = "<stream>", alloc: Allocator | None = N
                 raise DataError(f"{where}: bad size header in {token.decode()} matrix")
             rows = struct.unpack("<i", size_head[1:5])[0]
             cols = struct.unpack("<i", size_head[6:10])[0] if is_matrix else 1
-            if rows < 0 or cols < 0:
-                raise DataError(f"{where}: negative matrix size {rows}x{cols}")
             nbytes = rows * cols * np.dtype(dtype).itemsize
+            checked = _check_sizes(fd, token.decode(), rows, cols, nbytes, where)
             shape = (rows, cols) if is_matrix else (rows,)
-            out = alloc(shape, np.dtype(dtype)) if alloc is not None else None
+            # a size not checked against the file (a stream) is only trusted with a buffer once read
+            use_alloc = alloc is not None and (checked or nbytes <= _READ_CHUNK)
+            out = alloc(shape, np.dtype(dtype)) if use_alloc else None
             if out is None:
                 arr = np.frombuffer(_read_exact(fd, nbytes, where), dtype=dtype).reshape(shape)
                 return arr.astype(arr.dtype.newbyteorder("="), copy=False)
@@ -223,18 +313,24 @@ def read_mat(fd: IO[bytes], where: str = "<stream>", alloc: Allocator | None = N
             if got != nbytes:
                 raise DataError(f"{where}: unexpected end of file, wanted {nbytes} bytes, got {got} (truncated ark?)")
             return out
-        if token in (b"CM", b"CM2", b"CM3"):
+        if token in _COMPRESSED_PAYLOAD:
             from kaldiio.matio import read_matrix_or_vector
 
-            # kaldiio wants to see the header it recognises; replay it through a chained reader.
-            replay = _Prefixed(b"\0B" + token + b" ", fd)
+            # Global header: min, range (float32), rows, cols (int32). The sizes are checked here,
+            # before kaldiio decodes exactly these bytes: a negative size would read to the end of
+            # the file and a wrong one would eat the next utterance.
+            header = _read_exact(fd, 16, where)
+            rows, cols = struct.unpack("<ii", header[8:16])
+            nbytes = _COMPRESSED_PAYLOAD[token](rows, cols)
+            _check_sizes(fd, f"compressed ({token.decode()}) matrix", rows, cols, nbytes, where)
+            data = io.BytesIO(b"\0B" + token + b" " + header + _read_exact(fd, nbytes, where))
             try:
-                return np.asarray(read_matrix_or_vector(replay), dtype=np.float32)
+                return np.asarray(read_matrix_or_vector(data), dtype=np.float32)
             except (ValueError, AssertionError, struct.error) as exc:
-                raise DataError(f"{where}: corrupt compressed matrix ({exc}) (truncated ark?)") from None
+                raise DataError(f"{where}: corrupt compressed matrix ({exc})") from None
         raise DataError(f"{where}: unknown binary matrix type {token!r}; expected FM, DM, FV, DV, CM, CM2 or CM3")
-    # Text format: optional whitespace, then '[' ... ']'. A vector sits on one line
-    # ("[ 1 2 3 ]"); a matrix starts a new line after '[' and has one row per line.
+    # Text format: optional whitespace, then '[' ... ']'. A vector sits on one line ("[ 1 2 3 ]");
+    # in a matrix every newline (or ';', as Kaldi allows) ends a row, the first row may follow '['.
     text = head
     while text.strip() == b"" and len(text) < 64:
         c = fd.read(1)
@@ -246,46 +342,30 @@ def read_mat(fd: IO[bytes], where: str = "<stream>", alloc: Allocator | None = N
             f"{where}: bad matrix header {text[:8]!r}: neither binary ('\\0B') nor text ('[') Kaldi data"
         )
     line = text.lstrip()[1:] + fd.readline()
-    rows: list[list[float]] = []
-    first_line = True
-    is_vector = False
-    while True:
-        closing = b"]" in line
-        values = line.split(b"]")[0].split()
-        if values:
-            try:
-                rows.append([float(v) for v in values])
-            except ValueError:
-                raise DataError(f"{where}: non-numeric value in text matrix") from None
-            is_vector = is_vector or first_line
-        if closing:
-            break
-        first_line = False
+    lines = []
+    while b"]" not in line:
+        lines.append(line)
         line = fd.readline()
         if not line:
             raise DataError(f"{where}: text matrix is not closed with ']' (truncated ark?)")
-    if is_vector:
+    lines.append(line.split(b"]")[0])
+    is_vector = len(lines) == 1 and b";" not in lines[0]
+    body = b"\n".join(lines).replace(b";", b"\n")
+    rows: list[list[float]] = []
+    for row in body.split(b"\n"):
+        values = row.split()
+        if not values:
+            continue
+        bad = next((v for v in values if not _TEXT_NUMBER.fullmatch(v)), None)
+        if bad is not None:
+            raise DataError(f"{where}: {bad.decode(errors='replace')!r} in a text matrix is not a number")
+        rows.append([float(v) for v in values])
+    if is_vector and rows:  # "[ 1 2 3 ]" on one line: a vector, as kaldiio reads it
         return np.asarray(rows[0], dtype=np.float32)
     widths = {len(r) for r in rows}
     if len(widths) > 1:
         raise DataError(f"{where}: text matrix has rows of different lengths {sorted(widths)}")
     return np.asarray(rows, dtype=np.float32).reshape(len(rows), widths.pop() if widths else 0)
-
-
-class _Prefixed:
-    """A minimal reader that returns ``prefix`` first and then continues with ``fd``.
-
-    It never reads ahead of what is asked, because the next matrix follows in the same stream.
-    """
-
-    def __init__(self, prefix: bytes, fd: IO[bytes]):
-        self._prefix = prefix
-        self._fd = fd
-
-    def read(self, n: int = -1) -> bytes:
-        head, self._prefix = (self._prefix, b"") if n < 0 else (self._prefix[:n], self._prefix[n:])
-        rest = n - len(head) if n >= 0 else -1
-        return head + (self._fd.read(rest) if rest != 0 else b"")
 
 
 def _check_values(arr: np.ndarray, where: str) -> None:
@@ -398,10 +478,72 @@ def _apply_range(arr: np.ndarray, ranges: tuple, where: str) -> np.ndarray:
     return np.ascontiguousarray(arr[tuple(index)])
 
 
+# What follows a matrix in an ark: the end of the file or the next record ("<id> " + binary or text).
+_NEXT_RECORD = re.compile(rb"\s*([^\s\x00-\x1f\x7f]+) (?:\0B|\s*\[)")
+
+
+def _check_record_end(fd: IO[bytes], path: str, where: str, next_entry: tuple[str, int] | None) -> None:
+    """Raise when the matrix just read does not end at the end of ``path`` or at a next record.
+
+    An scp entry is read on its own, so a size field damaged to a smaller or larger (but still
+    possible) value would otherwise return a matrix of the wrong shape without a word.
+    ``next_entry`` is ``(utt_id, offset)`` of the scp's next entry when it lies further on in the
+    same archive: when the archive holds that id just before that offset (as an ark written with
+    its scp does), the matrix must end exactly there or before a whole record.
+    """
+    end = fd.tell()
+    key_start = None
+    if next_entry is not None:
+        key = next_entry[0].encode("utf-8") + b" "
+        if end > next_entry[1] - 2:
+            raise DataError(
+                f"{where}: the matrix runs to byte {end} of {path}, into the next entry at byte "
+                f"{next_entry[1]} (damaged size field?)")
+        if end == next_entry[1] - len(key) and fd.read(len(key)) == key:
+            return  # the usual case: the next entry's id follows the matrix directly
+        fd.seek(next_entry[1] - len(key))
+        if fd.read(len(key)) == key:
+            key_start = next_entry[1] - len(key)
+        fd.seek(end)
+    tail = fd.read(_MAX_KEY_BYTES + 8)
+    if not tail:
+        return
+    match = _NEXT_RECORD.match(tail)
+    ok = match is not None
+    if ok:
+        try:
+            match.group(1).decode("utf-8")
+        except UnicodeDecodeError:
+            ok = False
+    if ok and key_start is not None and end + match.end(1) > key_start:
+        ok = False  # "garbage + the next id": the matrix ended short of the next id
+    if not ok:
+        raise DataError(
+            f"{where}: the matrix ends at byte {end} of {path}, where neither the file ends nor a next "
+            "record starts (damaged size field?)")
+
+
+def _next_in_same_ark(entry: tuple[str, str] | None, path: str, offset: int) -> tuple[str, int] | None:
+    """``(utt_id, offset)`` of an scp entry that points further on into the archive ``path``."""
+    if entry is None:
+        return None
+    try:
+        next_path, next_offset, _ = _parse_location(entry[1])
+    except ValueError:  # reported when that entry is read
+        return None
+    if next_path != path or next_offset is None or next_offset <= offset:
+        return None
+    return entry[0], next_offset
+
+
 def _iter_scp(scp_path: str, validate: bool, alloc: Allocator | None = None) -> Iterator[tuple[str, np.ndarray]]:
     handles: dict[str, IO[bytes]] = {}
+    entries = read_scp_entries(scp_path)
+    following = next(entries, None)
     try:
-        for utt, location in read_scp_entries(scp_path):
+        while following is not None:
+            utt, location = following
+            following = next(entries, None)
             where = f"{scp_path}: utterance {utt!r} ({location})"
             try:
                 path, offset, ranges = _parse_location(location)
@@ -409,8 +551,10 @@ def _iter_scp(scp_path: str, validate: bool, alloc: Allocator | None = None) -> 
                 raise DataError(f"{where}: {exc}") from None
             alloc_here = alloc if ranges is None else None  # a range is copied out of the full matrix
             if offset is None:  # a file or pipe holding one bare matrix (no key), as Kaldi reads it
-                with _open_stream(path) as fd:
+                with _open_stream(path) as fd, _named_gzip_errors(path, lambda: f"({where})"):
                     arr = read_mat(fd, where, alloc_here)
+                    if fd.read(_MAX_KEY_BYTES).strip():
+                        raise DataError(f"{where}: more data follows the matrix in {path} (size field damaged?)")
             else:
                 fd = handles.get(path)
                 if fd is None:
@@ -418,10 +562,13 @@ def _iter_scp(scp_path: str, validate: bool, alloc: Allocator | None = None) -> 
                         fd = handles[path] = open(path, "rb")
                     except FileNotFoundError:
                         raise DataError(f"{where}: archive {path} not found") from None
+                    except OSError as exc:  # a directory, no permission, ...
+                        raise DataError(f"{where}: cannot open archive {path}: {exc.strerror}") from None
                 if offset > os.fstat(fd.fileno()).st_size:
                     raise DataError(f"{where}: offset {offset} is past the end of {path}")
                 fd.seek(offset)
                 arr = read_mat(fd, where, alloc_here)
+                _check_record_end(fd, path, where, _next_in_same_ark(following, path, offset))
             if ranges is not None:
                 arr = _apply_range(arr, ranges, where)
             if validate:
@@ -432,14 +579,52 @@ def _iter_scp(scp_path: str, validate: bool, alloc: Allocator | None = None) -> 
             fd.close()
 
 
+class _Counting:
+    """A stream (pipe, stdin) that counts what it has read, so errors can give a byte offset."""
+
+    def __init__(self, fd: IO[bytes]):
+        self._fd = fd
+        self._pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        buf = self._fd.read(n)
+        self._pos += len(buf)
+        return buf
+
+    def readline(self, limit: int = -1) -> bytes:
+        buf = self._fd.readline(limit)
+        self._pos += len(buf)
+        return buf
+
+    def readinto(self, b) -> int:
+        got = self._fd.readinto(b)
+        self._pos += got or 0
+        return got
+
+    def tell(self) -> int:
+        return self._pos
+
+
+@contextlib.contextmanager
+def _named_gzip_errors(target: str, what: Callable[[], str]) -> Iterator[None]:
+    """Turn gzip/zlib damage (EOFError, BadGzipFile, zlib.error) into one DataError naming the file."""
+    try:
+        yield
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise DataError(f"{target}: damaged gzip data {what()} ({exc or type(exc).__name__})") from None
+
+
 def _iter_ark(target: str, validate: bool, alloc: Allocator | None = None) -> Iterator[tuple[str, np.ndarray]]:
-    with _open_stream(target) as fd:
+    with _open_stream(target) as stream:
+        fd = stream if _tell(stream) is not None else _Counting(stream)
+        utt = None
         while True:
-            utt = _read_key(fd, target)
-            if utt is None:
-                return
-            where = f"{target}: utterance {utt!r}"
-            arr = read_mat(fd, where, alloc)
+            with _named_gzip_errors(target, lambda: f"after utterance {utt!r}" if utt else "in the first record"):
+                utt = _read_key(fd, target)
+                if utt is None:
+                    return
+                where = f"{target}: utterance {utt!r} at byte {_tell(fd)}"
+                arr = read_mat(fd, where, alloc)
             if validate:
                 _check_values(arr, where)
             yield utt, arr
