@@ -178,3 +178,22 @@ def test_seed_gen_feat_command_line(tmp_path, capsys):
     assert main(["gen-feat", *bad, "--quiet"]) == 1
     assert "--fc_size 2048 (run has 1024)" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("output_format", ["kaldi_bin", "npz"])
+def test_empty_input_leaves_existing_outputs(run, tmp_path, output_format):
+    """A failed export (empty input) exits with an error and keeps the previous export intact (issue 14)."""
+    d, run_dir, feats = run
+    prefix = str(tmp_path / "ivector_online")
+    opts = GenFeatOptions(output_feat_file=prefix, output_format=output_format, quiet=True)
+    gen_feat(str(run_dir), str(d / "feats.ark"), opts)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    (tmp_path / "empty.ark").write_bytes(b"")
+    with pytest.raises(DataError, match=r"empty\.ark: no utterances to export"):
+        gen_feat(str(run_dir), str(tmp_path / "empty.ark"), opts)
+    for j in (1, 2):  # a job array over an empty input: the merge refuses before writing
+        gen_feat(str(run_dir), str(tmp_path / "empty.ark"), dataclasses.replace(opts, job=j, num_jobs=2))
+    with pytest.raises(DataError, match=r"ivector_online: the 2 jobs exported no utterances"):
+        merge_jobs(prefix, 2, output_format)
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name in before}
+    assert after == before

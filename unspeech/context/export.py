@@ -315,11 +315,15 @@ def gen_feat(run_dir: str, filelist: str, opts: GenFeatOptions, given: dict[str,
             yield utt, feats
 
     def outputs():
+        count = 0
         for utt, rows in embedder.embed(inputs()):
             progress.update(lengths[utt])
             if on_utterance is not None:
                 on_utterance(utt, lengths.pop(utt))
+            count += 1
             yield utt, (speaker_vector(rows, opts.speaker_vector_l2_normalize) if opts.generate_speaker_vectors else rows)
+        if count == 0 and not opts.job:  # raised inside the writer: existing outputs stay as they were
+            raise DataError(f"{filelist}: no utterances to export")
 
     try:
         count = _write_output(prefix, outputs(), opts)
@@ -355,6 +359,11 @@ def merge_jobs(prefix: str, num_jobs: int, output_format: str = "kaldi_bin", per
     if period is not None and job_period != period:
         raise DataError(f"{prefix}: the jobs wrote rows every {job_period} frames, not {period}")
 
+    def _nonempty(merged: list) -> list:  # checked before writing: an empty merge keeps old outputs
+        if not merged:
+            raise DataError(f"{prefix}: the {num_jobs} jobs exported no utterances (empty input?)")
+        return merged
+
     if output_format == "npz":
         parts = []
         for j in range(1, num_jobs + 1):
@@ -363,7 +372,7 @@ def merge_jobs(prefix: str, num_jobs: int, output_format: str = "kaldi_bin", per
                 raise DataError(f"job output {path} is missing (did job {j} finish?)")
             with np.load(path) as z:
                 parts.append([(k, z[k]) for k in z.files])
-        merged = _interleave(parts, prefix)
+        merged = _nonempty(_interleave(parts, prefix))
         with atomic_path(prefix + ".npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **dict(merged))
@@ -375,7 +384,7 @@ def merge_jobs(prefix: str, num_jobs: int, output_format: str = "kaldi_bin", per
             if not os.path.exists(path):
                 raise DataError(f"job output {path} is missing (did job {j} finish?)")
             parts.append(list(kaldi_io.read_scp_entries(path)))
-        merged = _interleave(parts, prefix)
+        merged = _nonempty(_interleave(parts, prefix))
         with atomic_open(prefix + ".scp") as fh:
             fh.writelines(f"{u} {loc}\n" for u, loc in merged)
         outputs = [prefix + ".scp"]
@@ -408,10 +417,10 @@ def _run_local_jobs(run_dir: str, filelist: str, opts: GenFeatOptions, given) ->
     job_opts = [dataclasses.replace(opts, nj=1, job=j, num_jobs=n, quiet=opts.quiet or j > 1) for j in range(1, n + 1)]
     with ctx.Pool(n) as pool:
         counts = pool.starmap(_job_worker, [(run_dir, filelist, o, dict(given or {}), threads) for o in job_opts])
-    outputs = merge_jobs(opts.output_feat_file, n, opts.output_format)
     total = sum(counts)
-    if total == 0:
+    if total == 0:  # before the merge, so existing outputs stay as they were
         raise DataError(f"{filelist}: no utterances to export")
+    outputs = merge_jobs(opts.output_feat_file, n, opts.output_format)
     return {"utterances": total, "outputs": outputs, "seconds": time.perf_counter() - t0}
 
 
