@@ -232,3 +232,80 @@ def test_text_matrix_numbers_python_accepts_but_kaldi_does_not(tmp_path, number)
     ark.write_bytes(b"u [\n 1 " + number + b" 3\n ]\n")
     with pytest.raises(DataError, match=rf"t\.ark: utterance 'u' at byte 2: '{number.decode()}' .*not a number"):
         kaldi_io.load_mats(ark)
+
+
+# ------------------------------------------------------------------ kills between renames
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs (not even except-Exception handlers)."""
+
+
+def _kill_after_renames(monkeypatch, survive: int):
+    """Let ``survive`` os.replace calls through, then 'kill' the process at the next one."""
+    import os
+
+    real, calls = os.replace, []
+
+    def replace(src, dst):
+        if len(calls) == survive:
+            raise _Killed(f"killed before renaming {dst}")
+        calls.append(dst)
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return calls
+
+
+def _state(ark, scp):
+    """What a reader gets now: the scp's contents when there is one, else the ark's alone."""
+    if scp.exists():
+        ids, mats = kaldi_io.readScp(scp)
+    else:
+        ids, mats = kaldi_io.load_mats(ark)
+    return ids, [m.tolist() for m in mats]
+
+
+@pytest.mark.parametrize("same_layout", [True, False])
+@pytest.mark.parametrize("survive", [0, 1])
+def test_write_mats_killed_between_renames_never_mixes(tmp_path, monkeypatch, same_layout, survive):
+    """The scp never points into an ark it was not written with: a kill after any rename leaves
+    the old pair, the new pair, or (layout changed) an ark without an scp, which readers refuse."""
+    ark, scp = tmp_path / "f.ark", tmp_path / "f.scp"
+    old = _corpus(1)
+    new = [(u, m + 100) for u, m in old] if same_layout else [(u, m[:2] + 100) for u, m in _corpus(2)[:3]]
+    kaldi_io.write_mats(ark, old, scp)
+    old_state = _state(ark, scp)
+    calls = _kill_after_renames(monkeypatch, survive)
+    with pytest.raises(_Killed):
+        kaldi_io.write_mats(ark, new, scp)
+    monkeypatch.undo()
+    new_state = ([u for u, _ in new], [m.tolist() for _, m in new])
+    if scp.exists():
+        assert _state(ark, scp) in (old_state, new_state), f"mixed output after renaming {calls}"
+    else:  # the scp was removed before the ark was replaced: reading it names the missing file
+        assert not same_layout
+        with pytest.raises(DataError, match=r"f\.scp"):
+            kaldi_io.readScp(scp)
+        assert _state(ark, scp) in (old_state, new_state)
+
+
+def test_feature_cache_killed_between_renames_is_rebuilt(tmp_path, monkeypatch):
+    """A rebuild killed after the data rename leaves new frames under the old index: the build
+    tokens disagree, so the store is built again instead of serving mismatched frames."""
+    ark = tmp_path / "f.ark"
+    kaldi_io.write_mats(ark, _corpus(1))
+    cache = tmp_path / "cache"
+    FeatureStore.from_rspecifier(ark, memmap_dir=cache, reuse=True)
+    kaldi_io.write_mats(ark, [(u, m + 100) for u, m in _corpus(1)])  # same sizes: only the tokens can tell
+    _kill_after_renames(monkeypatch, 1)
+    with pytest.raises(_Killed):
+        FeatureStore.from_rspecifier(ark, memmap_dir=cache, reuse=False)
+    monkeypatch.undo()
+    prefix = str(next(cache.glob("*.feats")))[: -len(".feats")]
+    with pytest.raises(DataError, match=r"\.feats was not written with its index"):
+        FeatureStore.open(prefix)
+    # the source's fingerprint may match the old index (same size, mtime within a tick): reuse rebuilds
+    store = FeatureStore.from_rspecifier(ark, memmap_dir=cache, reuse=True)
+    for (_, want), got in zip(_corpus(1), store):
+        np.testing.assert_array_equal(got[1], want + 100)

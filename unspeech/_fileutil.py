@@ -15,6 +15,18 @@ def _umask() -> int:
     return mask
 
 
+def temp_path_beside(path: str | os.PathLike) -> Path:
+    """Create an empty temporary file ``.NAME.XXXX.tmp`` in the folder of ``path`` (made if missing)
+    with the permissions a plain ``open()`` would give; the caller renames or removes it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    # mkstemp creates the file 0600; give it the permissions a plain open() would
+    os.chmod(tmp, 0o666 & ~_umask())
+    return Path(tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's directory; rename it to ``path`` on success.
@@ -23,12 +35,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     run never leaves half-written output behind.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    # mkstemp creates the file 0600; give it the permissions a plain open() would
-    os.chmod(tmp_path, 0o666 & ~_umask())
+    tmp_path = temp_path_beside(path)
     try:
         yield tmp_path
         os.replace(tmp_path, path)

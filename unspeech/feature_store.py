@@ -8,28 +8,39 @@ Building a memmap store streams the input, so its peak memory does not grow with
 Cache files in ``memmap_dir`` (``<name>`` is derived from the source path, dtype and limit):
 
 ``<name>.feats``
-    raw little-endian frames, ``total_frames * dim`` values of the store dtype.
+    raw little-endian frames, ``total_frames * dim`` values of the store dtype, then a 16-byte
+    build token.
 ``<name>.index.npz``
-    utterance ids, offsets, dim, dtype and a fingerprint of the source files (path, size,
-    mtime). It is written last, so its presence means the cache is complete.
+    utterance ids, offsets, dim, dtype, the build token and a fingerprint of the source files
+    (path, size, mtime). Both are written under temporary names; the data is renamed into place
+    first and the index last, and a store opens only when the tokens agree, so an interrupted
+    rebuild is noticed (and, with ``reuse``, built again) instead of serving the old frames.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from unspeech._fileutil import atomic_path
+from unspeech._fileutil import temp_path_beside
 from unspeech.errors import ConfigError, DataError
 
 __all__ = ["FeatureStore", "STORE_DTYPES"]
 
 STORE_DTYPES = ("float32", "float16", "float64")
+
+log = logging.getLogger(__name__)
+
+# Random bytes written after the frames of a .feats file and kept in its index: they tie the two
+# files of one build together.
+_BUILD_TOKEN_BYTES = 16
 
 
 def _check_dtype(dtype: str | np.dtype) -> np.dtype:
@@ -158,7 +169,11 @@ class FeatureStore:
         prefix = _cache_prefix(Path(memmap_dir), spec, dt, limit)
         index_path = prefix.with_name(prefix.name + ".index.npz")
         if reuse and index_path.exists():
-            store = cls.open(prefix)
+            try:
+                store = cls.open(prefix)
+            except DataError as exc:  # a cache, not the data: build it again
+                log.warning("%s; rebuilding it", exc)
+                return cls._build_memmap(spec, prefix, dt, fingerprint, progress, limit)
             if store._fingerprint != fingerprint:
                 raise DataError(
                     f"memmap cache {index_path} was built from a different version of {spec} "
@@ -171,20 +186,32 @@ class FeatureStore:
     def _build_memmap(cls, spec, prefix: Path, dt: np.dtype, fingerprint, progress: bool, limit) -> "FeatureStore":
         feats_path = prefix.with_name(prefix.name + ".feats")
         index_path = prefix.with_name(prefix.name + ".index.npz")
-        with atomic_path(feats_path) as tmp_feats:
+        build = os.urandom(_BUILD_TOKEN_BYTES)
+        tmp_feats, tmp_index = temp_path_beside(feats_path), temp_path_beside(index_path)
+        try:
             with open(tmp_feats, "wb", buffering=1 << 22) as out:
                 sink = _FileSink(out, dt)
                 ids, offsets = _collect(spec, sink, progress, limit)
-            with atomic_path(index_path) as tmp_index:
-                with open(tmp_index, "wb") as fh:
-                    np.savez(
-                        fh,
-                        utt_ids=np.array(ids, dtype=str),
-                        offsets=offsets,
-                        dim=np.int64(sink.dim),
-                        dtype=np.str_(dt.name),
-                        fingerprint=np.str_(json.dumps(fingerprint)),
-                    )
+                out.write(build)
+            with open(tmp_index, "wb") as fh:
+                np.savez(
+                    fh,
+                    utt_ids=np.array(ids, dtype=str),
+                    offsets=offsets,
+                    dim=np.int64(sink.dim),
+                    dtype=np.str_(dt.name),
+                    fingerprint=np.str_(json.dumps(fingerprint)),
+                    build=np.str_(build.hex()),
+                )
+            # data first, index last: a kill between leaves new data under the old index, whose
+            # build token then differs from the one at the end of the data (see open)
+            os.replace(tmp_feats, feats_path)
+            os.replace(tmp_index, index_path)
+        except BaseException:
+            for tmp in (tmp_feats, tmp_index):
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+            raise
         return cls.open(prefix)
 
     @classmethod
@@ -201,9 +228,18 @@ class FeatureStore:
             dim = int(idx["dim"])
             dt = np.dtype(str(idx["dtype"])).newbyteorder("<")
             fingerprint = json.loads(str(idx["fingerprint"]))
+            build = bytes.fromhex(str(idx["build"])) if "build" in idx.files else b""
         expected = int(offsets[-1]) * dim * dt.itemsize
-        if feats_path.stat().st_size != expected:
-            raise DataError(f"feature cache {feats_path} has {feats_path.stat().st_size} bytes, expected {expected}")
+        size = feats_path.stat().st_size
+        if size != expected + _BUILD_TOKEN_BYTES:
+            raise DataError(
+                f"feature cache {feats_path} has {size} bytes, expected {expected + _BUILD_TOKEN_BYTES} from its index")
+        with open(feats_path, "rb") as fh:
+            fh.seek(expected)
+            if not build or fh.read() != build:
+                raise DataError(
+                    f"feature cache {feats_path} was not written with its index {index_path.name} "
+                    "(interrupted rebuild?)")
         if expected:
             data = np.memmap(feats_path, dtype=dt, mode="r", shape=(int(offsets[-1]), dim))
         else:

@@ -23,8 +23,10 @@ Read side
 
 Write side
     :func:`write_mats` writes ``(utt_id, matrix)`` pairs to a binary ark (float32 unless told
-    otherwise, optionally Kaldi-compressed) and its scp. New files are written under a temporary
-    name and renamed at the end; in append mode a failure truncates the ark back to its old size.
+    otherwise, optionally Kaldi-compressed) and its scp. New files are written under temporary
+    names and renamed at the end, the ark before its scp; an old scp that would not read the new
+    ark is removed first, so no kill leaves an scp pointing into an ark it was not written with.
+    In append mode a failure truncates the ark back to its old size.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from typing import IO, Callable, Iterable, Iterator
 
 import numpy as np
 
-from unspeech._fileutil import atomic_path
+from unspeech._fileutil import atomic_path, temp_path_beside
 from unspeech.errors import ConfigError, DataError
 from unspeech.feature_store import FeatureStore
 
@@ -799,18 +801,37 @@ def write_mats(
             raise
         return len(entries)
 
-    with atomic_path(ark_path) as tmp:
-        if gz:
-            with gzip.open(tmp, "wb") as fd:
-                _write_all(fd)
-        else:
-            with open(tmp, "wb") as fd:
-                _write_all(fd)
+    temps = [temp_path_beside(ark_path)] + ([temp_path_beside(scp_path)] if scp_path is not None else [])
+    try:
+        with (gzip.open if gz else open)(temps[0], "wb") as fd:
+            _write_all(fd)
         if scp_path is not None:
             old = Path(scp_path).read_text(encoding="utf-8") if append and Path(scp_path).exists() else ""
-            with atomic_path(scp_path) as tmp_scp:
-                tmp_scp.write_text(old + _scp_lines(), encoding="utf-8")
+            temps[1].write_text(old + _scp_lines(), encoding="utf-8")
+        _publish_ark_and_scp(ark_path, scp_path, temps)
+    except BaseException:
+        for tmp in temps:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        raise
     return len(entries)
+
+
+def _publish_ark_and_scp(ark_path: Path, scp_path, temps: list[Path]) -> None:
+    """Rename the written temporaries into place: the ark, then its scp.
+
+    An scp must never point into an ark it was not written with. An existing scp whose lines
+    differ from the new one (other ids, other offsets) is therefore removed before the ark is
+    replaced: a kill between the renames leaves no scp (readers stop at the missing file) rather
+    than the old scp reading the new ark at the old offsets. An identical old scp (a re-export
+    of the same utterances and shapes) stays, as it reads the new ark correctly.
+    """
+    if scp_path is not None and os.path.exists(scp_path):
+        if Path(scp_path).read_bytes() != temps[1].read_bytes():
+            os.unlink(scp_path)
+    os.replace(temps[0], ark_path)
+    if scp_path is not None:
+        os.replace(temps[1], scp_path)
 
 
 # --------------------------------------------------------------------------- original API
