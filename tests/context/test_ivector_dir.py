@@ -103,3 +103,20 @@ def test_kaldi_accepts_the_ids(runs, tmp_path):  # pragma: no cover - only where
     same = check("train", "dev")
     assert same.returncode == 0 and "WARNING" not in same.stderr
     assert check("train", "other").returncode == 1
+
+
+def test_installed_copy_without_checkpoints_keeps_the_id(runs, tmp_path):
+    """A run exported to ONNX and installed without its checkpoints (as the bundled model in a wheel)
+    gives the same final.ie.id as the run itself, so Kaldi accepts features from either."""
+    pytest.importorskip("onnx")
+    from unspeech.context.onnx_export import export_onnx
+
+    run = tmp_path / "run_a"
+    shutil.copytree(runs / "run_a", run)
+    export_onnx(run)
+    installed = tmp_path / "installed"
+    installed.mkdir()
+    for name in ("config.json", "model.onnx"):
+        shutil.copy(run / name, installed / name)
+    assert ivector_dir.model_id(installed) == ivector_dir.model_id(run)
+    assert ivector_dir.model_id(run) != ivector_dir.model_id(runs / "run_b")

@@ -7,9 +7,10 @@ Kaldi reads two files next to ``ivector_online.scp``, one of each per folder:
 * ``final.ie.id`` -- the extractor's id. ``steps/nnet2/check_ivectors_compatible.sh`` compares the
   ids of the training and decoding folders: equal ids pass, different ids stop the decode, a
   missing id prints a warning. Here the id is ``unspeech-`` + the first 32 hex digits of a SHA-256
-  over the run's ``config.json`` and the weights exported: the checkpoint's ``.index`` file (it
-  holds a checksum of every tensor), or ``model.onnx`` for a run installed without checkpoints.
-  Two exports of one model agree wherever the run dir lies; another checkpoint or another run differs.
+  over the run's ``config.json`` and the SHA-256 of the checkpoint's ``.index`` file (it holds a
+  checksum of every tensor); a run installed without checkpoints takes that fingerprint from its
+  ``model.onnx``, which records it at export. Two exports of one model agree wherever the run dir
+  lies and whichever runtime runs it; another checkpoint or another run differs.
 
 Because both files are per folder, every export in a folder must share period and model. An export
 whose period or model differs from the folder's files while the folder holds other exports (``*.scp``
@@ -67,14 +68,20 @@ def model_id(run_dir: str | os.PathLike, checkpoint: str = "") -> str:
     config = run_dir / "config.json"
     if not config.is_file():
         raise ConfigError(f"{run_dir} is not a trained run dir (no config.json)")
-    weights = _checkpoint_index(run_dir, str(checkpoint or ""))
-    if weights is None:
-        weights = run_dir / "model.onnx"
-        if not weights.is_file():
+    index = _checkpoint_index(run_dir, str(checkpoint or ""))
+    if index is not None:
+        weights = hashlib.sha256(index.read_bytes()).hexdigest()
+    else:
+        onnx = run_dir / "model.onnx"
+        if not onnx.is_file():
             raise ConfigError(f"{run_dir} has neither checkpoints nor model.onnx")
-    digest = hashlib.sha256()
-    for path in (config, weights):
-        digest.update(path.read_bytes())
+        from unspeech.context.towers import onnx_metadata
+
+        # the export records its checkpoint's fingerprint, so an installed copy without
+        # checkpoints gets the id of the run it came from
+        weights = onnx_metadata(onnx).get("checkpoint_sha256") or hashlib.sha256(onnx.read_bytes()).hexdigest()
+    digest = hashlib.sha256(config.read_bytes())
+    digest.update(weights.encode("ascii"))
     return "unspeech-" + digest.hexdigest()[:32]
 
 

@@ -21,11 +21,14 @@ Convolutions run channels-first (ONNX's layout): a window ``(N, W, F)`` becomes 
 flatten, so the outputs equal Keras' (within float rounding; :func:`export_onnx` checks 1e-4).
 
 The file's metadata (``metadata_props``) holds ``config`` (the run's config.json as JSON),
-``checkpoint`` (the checkpoint file name the weights came from) and ``producer`` details.
+``checkpoint`` (the checkpoint file name the weights came from) and ``checkpoint_sha256`` (the
+SHA-256 of its ``.index`` file, which checksums every tensor: the model's fingerprint, see
+:mod:`unspeech.context.ivector_dir`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -248,7 +251,7 @@ class _TowerConverter:
         return self.g.op("Flatten", [last], axis=1)  # forward half first, as Keras concatenates
 
 
-def model_to_onnx(model, checkpoint: str = ""):
+def model_to_onnx(model, checkpoint: str = "", checkpoint_sha256: str = ""):
     """Build the ONNX model of ``model`` (a :class:`ContextModel` with weights): an ``onnx.ModelProto``."""
     from onnx import TensorProto, checker, helper
 
@@ -285,7 +288,8 @@ def model_to_onnx(model, checkpoint: str = ""):
     onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                                    producer_name="unspeech", doc_string="unspeech context model: target and context towers")
     onnx_model.ir_version = 8  # readable by every ONNX Runtime since 1.10
-    helper.set_model_props(onnx_model, {"config": json.dumps(c.to_dict(), sort_keys=True), "checkpoint": checkpoint})
+    helper.set_model_props(onnx_model, {"config": json.dumps(c.to_dict(), sort_keys=True), "checkpoint": checkpoint,
+                                        "checkpoint_sha256": checkpoint_sha256})
     checker.check_model(onnx_model)
     return onnx_model
 
@@ -305,7 +309,9 @@ def export_onnx(run_dir: str | os.PathLike, checkpoint: str | int | None = None,
     require_onnx_export()
     config, model = load_run(run_dir, checkpoint)
     prefix = find_checkpoint(run_dir, checkpoint)
-    onnx_model = model_to_onnx(model, checkpoint=os.path.basename(prefix))
+    index = Path(prefix + ".index")
+    onnx_model = model_to_onnx(model, checkpoint=os.path.basename(prefix),
+                               checkpoint_sha256=hashlib.sha256(index.read_bytes()).hexdigest())
     data = onnx_model.SerializeToString()
     worst = _compare_with_keras(model, data, seed)
     if worst > tolerance:

@@ -25,7 +25,8 @@ from unspeech.context.config import ContextConfig
 from unspeech.errors import ConfigError, UnspeechError
 from unspeech.extras import TRAIN_HINT, MissingExtraError, has_tensorflow
 
-__all__ = ["RUNTIMES", "Towers", "OnnxTowers", "KerasTowers", "load_towers", "latest_checkpoint_name", "onnx_checkpoint_name"]
+__all__ = ["RUNTIMES", "Towers", "OnnxTowers", "KerasTowers", "load_towers", "latest_checkpoint_name", "onnx_metadata",
+           "onnx_checkpoint_name"]
 
 log = logging.getLogger("unspeech.context")
 
@@ -152,14 +153,23 @@ def latest_checkpoint_name(run_dir: str | os.PathLike) -> str | None:
     return None
 
 
-def onnx_checkpoint_name(path: str | os.PathLike) -> str:
-    """The ``checkpoint`` recorded in a ``model.onnx`` by the export ("" if none)."""
+def onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata a ``model.onnx`` holds (``config``, ``checkpoint``, ``checkpoint_sha256``, see
+    :mod:`unspeech.context.onnx_export`)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    meta = ort.InferenceSession(os.fspath(path), sess_options=options, providers=["CPUExecutionProvider"]).get_modelmeta()
-    return meta.custom_metadata_map.get("checkpoint", "")
+    try:
+        session = ort.InferenceSession(os.fspath(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ONNX Runtime's errors for a broken / foreign file
+        raise ConfigError(f"cannot load {os.fspath(path)}: {str(exc).splitlines()[0][:300]}") from exc
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
+def onnx_checkpoint_name(path: str | os.PathLike) -> str:
+    """The ``checkpoint`` recorded in a ``model.onnx`` by the export ("" if none)."""
+    return onnx_metadata(path).get("checkpoint", "")
 
 
 def load_towers(run_dir: str | os.PathLike, checkpoint: str | int | None = None, runtime: str = "auto",
