@@ -91,6 +91,12 @@ def test_cli_predicts_without_tensorflow_and_refuses_to_train(saved, tmp_path):
                                "--output_labels", str(labels), "--quiet"])
     assert proc.returncode == 0, proc.stderr
     assert labels.read_text().split() == ["rec1"] + [str(v) for v in expected["single"]]
+    # the same through `unspeech cluster --mode uisrnn` (= cluster.py)
+    cluster_labels = tmp_path / "cluster_labels.txt"
+    proc = run_cli_without_tf(["cluster", "--mode", "uisrnn", "-i", str(ark), "--model", str(path),
+                               "--output_labels", str(cluster_labels), "-q"])
+    assert proc.returncode == 0, proc.stderr
+    assert cluster_labels.read_text() == labels.read_text()
 
     model_out = tmp_path / "new.npz"
     proc = run_cli_without_tf(["uisrnn", "train", "--input-ark", str(ark), "--rttm", str(tmp_path / "none.rttm"),
