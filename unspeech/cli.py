@@ -61,8 +61,11 @@ def run_command(prog: str, func, args) -> int:
         level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
     )
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     try:
-        code = func(args)
+        with logging_redirect_tqdm():  # log lines print above a running progress bar, not into it
+            code = func(args)
     except UnspeechError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1

@@ -12,11 +12,19 @@ diarization and feature export through ONNX Runtime, UIS-RNN decoding in NumPy. 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
+import os
+import re
+import sys
+import tempfile
+from typing import Iterator
 
 from unspeech.errors import UnspeechError
 
-__all__ = ["MissingExtraError", "TRAIN_HINT", "has_module", "has_tensorflow", "require_tensorflow", "require_onnx_export", "quiet_tensorflow"]
+__all__ = ["MissingExtraError", "TRAIN_HINT", "has_module", "has_tensorflow", "require_tensorflow", "require_onnx_export", "quiet_tensorflow",
+           "is_tensorflow_noise", "tensorflow_stderr_filtered"]
 
 TRAIN_HINT = "pip install 'unspeech[train]' (CPU) or 'unspeech[train-gpu]' (CUDA)"
 
@@ -51,11 +59,65 @@ def require_onnx_export() -> None:
         raise MissingExtraError(f"ONNX export needs the onnx package, which is not installed: {TRAIN_HINT}")
 
 
-def quiet_tensorflow() -> None:
-    """Keep TensorFlow's C++ start-up lines (oneDNN, CPU features, absl) off the console.
+# Lines TensorFlow's C++ runtime writes straight to file descriptor 2 that tell a user nothing
+# (TF_CPP_MIN_LOG_LEVEL does not reach the ones printed before absl's logging is initialised).
+_TF_NOISE = re.compile(
+    r"^(?:WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|I\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] "  # any C++ INFO line (oneDNN, CPU features, ...)
+    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\."
+    # grappler's remapper gives up on the gradient graph of LeakyReLU towers (Vgg16big); the graph
+    # simply stays unfused, nothing is wrong with training
+    r"|E\d{4} [\d:.]+ +\d+ meta_optimizer\.cc:\d+\] remapper failed: INVALID_ARGUMENT: Mutation::Apply error: fanout)"
+)
 
-    Effective only before TensorFlow is first imported; a value the user set is kept.
+
+def is_tensorflow_noise(line: str) -> bool:
+    """True for a stderr line of TensorFlow's runtime that :func:`tensorflow_stderr_filtered` drops."""
+    return bool(_TF_NOISE.match(line))
+
+
+@contextlib.contextmanager
+def tensorflow_stderr_filtered() -> Iterator[None]:
+    """Hold back what is written to file descriptor 2 (C++ and Python alike) inside the block, then
+    write it out again without TensorFlow's noise lines (:func:`is_tensorflow_noise`).
+
+    Output in the block is delayed, never lost: it is replayed when the block ends, also on an exception.
+    Does nothing when fd 2 cannot be duplicated (no real stderr).
     """
-    import os
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            try:
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [line for line in capture.read().splitlines(keepends=True)
+                    if not is_tensorflow_noise(line.decode("utf-8", "replace"))]
+            if kept:
+                os.write(2, b"".join(kept))
 
+
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's start-up lines (oneDNN, CPU features, absl) off the console.
+
+    Imports TensorFlow (when installed) with its noise filtered out and lowers the ``absl`` Python
+    logger to warnings (its ``Sharding callback duration`` INFO lines). A ``TF_CPP_MIN_LOG_LEVEL`` the
+    user set is kept. Call it before anything imports TensorFlow.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("absl").setLevel(logging.WARNING)
+    if "tensorflow" in sys.modules or not has_tensorflow():
+        return
+    with tensorflow_stderr_filtered():
+        import tensorflow  # noqa: F401

@@ -71,6 +71,9 @@ class TrainResult:
 
 def configure_runtime(config: ContextConfig) -> None:
     """Threads and logical CPU devices; must run before TensorFlow executes anything."""
+    from unspeech.extras import quiet_tensorflow
+
+    quiet_tensorflow()  # TensorFlow's start-up lines stay off the console
     import tensorflow as tf
 
     if config.num_threads:
@@ -428,8 +431,10 @@ def _export_for_inference(run_dir) -> None:
 def _loop(session: _Session, resumed: bool, hook, stop: _StopRequest) -> TrainResult:
     import tensorflow as tf
 
+    from unspeech.extras import tensorflow_stderr_filtered
+
     c = session.config
-    step = session.restore()
+    step = first_step = session.restore()
     n_params = sum(int(np.prod(v.shape)) for v in session.model.trainable_variables)
     log.info("model %s: %d trainable parameters, %d replica(s), %d pairs per step (majority baseline %.3f)",
              c.embedding_transformation, n_params, session.replicas, c.batch_size * c.pairs_per_group, session.majority)
@@ -442,7 +447,9 @@ def _loop(session: _Session, resumed: bool, hook, stop: _StopRequest) -> TrainRe
     iterator = iter(session.dataset(step))
     try:
         while not (c.max_steps and step >= c.max_steps):
-            loss, xent, acc, probs = session.train_step(next(iterator))
+            # the first step traces and optimises the graph: grappler's harmless noise stays off the console
+            with tensorflow_stderr_filtered() if step == first_step else contextlib.nullcontext():
+                loss, xent, acc, probs = session.train_step(next(iterator))
             step += 1
             session.step.assign(step)
             sums += (float(loss), float(xent), float(acc))
