@@ -120,6 +120,8 @@ def _check_file(path: str) -> None:
         raise AudioError(f"audio file {path!r} does not exist")
     if os.path.isdir(path):
         raise AudioError(f"audio path {path!r} is a directory, not a file")
+    if os.path.getsize(path) == 0:
+        raise AudioError(f"audio file {path!r} is empty (0 bytes)")
 
 
 def read_audio(

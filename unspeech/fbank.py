@@ -31,7 +31,8 @@ import multiprocessing
 import os
 import shutil
 import time
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
@@ -175,6 +176,7 @@ class FbankSummary:
     num_speakers: int
     num_frames: int
     seconds: float
+    failed: Mapping[str, str] = field(default_factory=dict)  # input recording -> why it was left out
 
 
 # --------------------------------------------------------------------------- the data dir job
@@ -254,6 +256,43 @@ def _run_task(args) -> tuple[list[tuple[str, np.ndarray, int]], float | None]:
     return results, seconds
 
 
+def _run_task_or_error(args) -> tuple[list[tuple[str, np.ndarray, int]], float | None, str | None]:
+    """Worker: :func:`_run_task`, with an unreadable source returned as its error message instead of raised."""
+    try:
+        return (*_run_task(args), None)
+    except (AudioError, DataError) as exc:
+        return [], None, str(exc)
+
+
+def _drop_from_ark(ark: Path, scp: Path, drop: set[str], absolute_paths: bool) -> None:
+    """Rewrite ``ark``/``scp`` without the utterances in ``drop``, copying the other records byte for byte."""
+    from unspeech._fileutil import temp_path_beside
+    from unspeech.kaldi_io import read_scp_entries
+
+    entries = [(utt, int(location.rsplit(":", 1)[1])) for utt, location in read_scp_entries(scp)]
+    data = ark.read_bytes()
+    starts = [pos - len(utt.encode("utf-8")) - 1 for utt, pos in entries]  # "utt " precedes each matrix
+    ends = starts[1:] + [len(data)]
+    name = os.path.abspath(ark) if absolute_paths else os.fspath(ark)
+    ark_tmp, scp_tmp = temp_path_beside(ark), temp_path_beside(scp)
+    lines, offset = [], 0
+    try:
+        with open(ark_tmp, "wb") as fd:
+            for (utt, pos), start, end in zip(entries, starts, ends):
+                if utt not in drop:
+                    fd.write(data[start:end])
+                    lines.append(f"{utt} {name}:{offset + pos - start}\n")
+                    offset += end - start
+        scp_tmp.write_text("".join(lines), encoding="utf-8")
+        os.unlink(scp)  # never an scp next to an ark it was not written with
+        os.replace(ark_tmp, ark)
+        os.replace(scp_tmp, scp)
+    except BaseException:
+        for tmp in (ark_tmp, scp_tmp):
+            tmp.unlink(missing_ok=True)
+        raise
+
+
 def _effective_options(options: FbankOptions | None, dither: float, num_bins: int) -> FbankOptions:
     """``options``, or the options of the ``dither`` / ``num_bins`` shortcuts (not both)."""
     if options is None:
@@ -292,6 +331,7 @@ def make_fbank_datadir(
     plain_audio_paths: bool = False,
     absolute_paths: bool = True,
     text: str | os.PathLike | Mapping[str, str] | None = None,
+    keep_going: bool = False,
 ) -> FbankSummary:
     """Compute fbank features of a Kaldi data set and write a data dir.
 
@@ -322,11 +362,16 @@ def make_fbank_datadir(
         writes them); False keeps them as given, relative to the working directory
     text : path or mapping utterance id -> transcript, optional; copied to ``text`` (perturbed
         copies keep the transcript of their original, as in Kaldi)
+    keep_going : bool; a recording that cannot be read (or is too short) is left out with all its
+        utterances and copies, the rest is written as a consistent data dir, and the reasons are in
+        ``FbankSummary.failed``; a DataError when no recording could be read. Default: the first
+        unreadable recording is an error.
 
     Returns
     -------
     FbankSummary. Utterances are written in sorted (C-locale) id order whatever ``nj`` is;
-    every output file is written atomically and nothing is written when an utterance fails.
+    every output file is written atomically and nothing is written when an utterance fails
+    (without ``keep_going``).
     """
     from unspeech import datadir, kaldi_io
 
@@ -367,20 +412,31 @@ def make_fbank_datadir(
     frames: dict[str, int] = {}
     reco_seconds: dict[str, float] = {}
     counters = {"samples": 0}
+    failed: dict[str, str] = {}  # input recording -> first error
     started = time.perf_counter()
 
     def _results(pool) -> Iterator[tuple[str, np.ndarray]]:
         jobs = [(*task, opts) for task in tasks]
-        stream = pool.imap(_run_task, jobs) if pool is not None else map(_run_task, jobs)
-        for task, (batch, source_seconds) in zip(tasks, stream):
+        worker = _run_task_or_error if keep_going else _run_task
+        stream = pool.imap(worker, jobs) if pool is not None else map(worker, jobs)
+        done = 0
+        for task, (batch, source_seconds, *error) in zip(tasks, stream):
+            if error and error[0] is not None:
+                failed.setdefault(task[1], error[0])
             if source_seconds is not None:
                 reco_seconds[task[1]] = source_seconds
-            for out_id, feats, n in batch:
+            for i, (out_id, feats, n) in enumerate(batch if task[1] not in failed else ()):
                 frames[out_id] = len(feats)
                 counters["samples"] += n
                 yield out_id, feats
                 if progress is not None:
-                    progress(len(frames), total)
+                    progress(done + i + 1, total)
+            done += len(task[2])
+            if progress is not None and task[1] in failed:
+                progress(done, total)
+        if failed and not set(frames) - {u.utt for u in plan.utterances.values() if u.source_recording in failed}:
+            first = next(iter(failed.items()))
+            raise DataError(f"no recording could be read ({len(failed)} failed); the first: {first[1]}")
 
     ark = out_dir / "feats.ark"
     scp = out_dir / "feats.scp"
@@ -390,6 +446,19 @@ def make_fbank_datadir(
             kaldi_io.write_mats(ark, _results(pool), scp, compress=compress, absolute_paths=absolute_paths)
     else:
         kaldi_io.write_mats(ark, _results(None), scp, compress=compress, absolute_paths=absolute_paths)
+    if failed:  # leave out every utterance and copy of a recording that failed
+        dropped = {u.utt for u in plan.utterances.values() if u.source_recording in failed}
+        if dropped & set(frames):  # copies written before their recording failed
+            _drop_from_ark(ark, scp, dropped, absolute_paths)
+        for utt in dropped & set(frames):
+            del frames[utt]
+        kept = {utt: u for utt, u in plan.utterances.items() if utt not in dropped}
+        recordings = {u.recording for u in kept.values()}
+        plan = dataclasses.replace(plan, utterances=kept,
+                                   wav_scp={r: v for r, v in plan.wav_scp.items() if r in recordings},
+                                   read_from={r: v for r, v in plan.read_from.items() if r in recordings})
+        out_spk = plan.utt2spk
+        total = len(out_spk)
 
     with atomic_open(out_dir / "utt2num_frames") as fh:
         fh.writelines(f"{utt} {n}\n" for utt, n in sorted(frames.items()))
@@ -413,4 +482,4 @@ def make_fbank_datadir(
     elapsed = time.perf_counter() - started
     logger.info("%d utterances, %.1f s of audio in %.1f s (%.0fx real time) -> %s",
                 total, seconds, elapsed, seconds / max(elapsed, 1e-9), scp)
-    return FbankSummary(str(out_dir), total, len(spk2utt), sum(frames.values()), seconds)
+    return FbankSummary(str(out_dir), total, len(spk2utt), sum(frames.values()), seconds, dict(failed))

@@ -88,3 +88,68 @@ def test_relative_plain_paths_stay_as_given(src, tmp_path, monkeypatch):
     assert datadir.read_wav_scp("out/wav.scp") == {"r1": "src/r1.wav", "r2": "src/r2.flac"}
     assert (src.parent / "out" / "feats.scp").read_text().startswith("r1 out/feats.ark:")
     assert sorted(kaldiio.load_scp("out/feats.scp")) == ["r1", "r2"]
+
+
+def test_a_folder_with_an_unreadable_file_gives_a_data_dir_of_the_rest(src, tmp_path, capsys):
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    shutil.copy(src / "r1.wav", folder / "r1.wav")
+    shutil.copy(src / "r2.flac", folder / "r2.flac")
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "junk.wav").write_bytes(b"not audio at all")
+    out = tmp_path / "out"
+    assert cli_main(["fbank", "--wav-dir", str(folder), "--out-dir", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "left out empty: utterance 'empty': audio file" in err and "is empty (0 bytes)" in err
+    assert "left out junk:" in err
+    assert "2 recording(s) could not be read" in err and "the other 2 utterance(s)" in err
+    for name in ("wav.scp", "feats.scp", "utt2spk", "spk2utt", "utt2num_frames", "utt2dur", "reco2dur"):
+        assert sorted(datadir.read_table(out / name, min_fields=1)) == ["r1", "r2"], name
+    assert [utt for utt, _ in kaldiio.load_ark(str(out / "feats.ark"))] == ["r1", "r2"]
+    datadir.validate_datadir(out)
+
+
+def test_nothing_is_written_when_no_recording_can_be_read(tmp_path, capsys):
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    (folder / "empty.wav").write_bytes(b"")
+    out = tmp_path / "out"
+    assert cli_main(["fbank", "--wav-dir", str(folder), "--out-dir", str(out), "--quiet"]) == 1
+    assert "no recording could be read (1 failed)" in capsys.readouterr().err
+    assert not (out / "feats.ark").exists() and not (out / "feats.scp").exists()
+
+
+@needs_sox
+@pytest.mark.parametrize("compress", [False, True])
+def test_copies_written_before_their_recording_failed_are_removed(src, tmp_path, monkeypatch, compress):
+    """Output ids are sorted: r2 and sp0.9-r2 are written before sp1.1-r2 is read; when that read
+    fails, all of r2 leaves the ark (the other records copied byte for byte) and every table."""
+    from unspeech import fbank
+
+    real = fbank._run_task
+
+    def failing(args):
+        if "r2.flac" in args[0] and "speed 1.1" in args[0]:
+            raise audio.AudioError("audio command failed: broken")
+        return real(args)
+
+    monkeypatch.setattr(fbank, "_run_task", failing)
+    rewrites = []
+    drop = fbank._drop_from_ark
+    monkeypatch.setattr(fbank, "_drop_from_ark", lambda *a: rewrites.append(sorted(a[2])) or drop(*a))
+    wav = {"r1": str(src / "r1.wav"), "r2": str(src / "r2.flac")}
+    reference = fbank.make_fbank_datadir({"r1": wav["r1"]}, tmp_path / "ref", speed_perturb=True, compress=compress)
+    summary = fbank.make_fbank_datadir(wav, tmp_path / "out", speed_perturb=True, keep_going=True, compress=compress)
+    assert list(summary.failed) == ["r2"] and summary.num_utterances == 3
+    assert rewrites == [["r2", "sp0.9-r2", "sp1.1-r2"]]  # r2 and sp0.9-r2 were already in the ark
+    out = tmp_path / "out"
+    feats = dict(kaldiio.load_ark(str(out / "feats.ark")))
+    assert list(feats) == ["r1", "sp0.9-r1", "sp1.1-r1"]
+    assert sorted(kaldiio.load_scp(str(out / "feats.scp"))) == sorted(feats)
+    np.testing.assert_array_equal(kaldiio.load_scp(str(out / "feats.scp"))["r1"], feats["r1"])
+    for utt, matrix in kaldiio.load_scp(str(tmp_path / "ref" / "feats.scp")).items():
+        np.testing.assert_array_equal(feats[utt], matrix)
+    for name in ("wav.scp", "utt2spk", "utt2uniq", "utt2dur", "reco2dur", "utt2num_frames"):
+        assert sorted(datadir.read_table(out / name, min_fields=1)) == sorted(feats), name
+    assert reference.num_utterances == 3
+    datadir.validate_datadir(out)

@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from unspeech import audio
+    from unspeech.errors import DataError
     from unspeech.fbank import make_fbank_datadir
 
     options = fbank_options_from_args(args)  # bad options fail before any audio is read
@@ -107,9 +108,16 @@ def run(args: argparse.Namespace) -> int:
             speed_perturb=args.speed_perturb, progress=_progress, options=options,
             compress=args.compress, always_include_prefix=args.always_include_prefix,
             plain_audio_paths=args.plain_audio_paths, absolute_paths=not args.relative_paths, text=args.text,
+            keep_going=True,
         )
     finally:
         bar.close()
+    if summary.failed:
+        for recording, reason in summary.failed.items():
+            logger.error("left out %s: %s", recording, reason)
+        raise DataError(
+            f"{len(summary.failed)} recording(s) could not be read (listed above) and were left out; "
+            f"{args.out_dir} is a complete data dir of the other {summary.num_utterances} utterance(s)")
     logger.info("wrote %d utterances of %d speakers (%d frames, %.1f s of audio) to %s",
                 summary.num_utterances, summary.num_speakers, summary.num_frames, summary.seconds,
                 os.path.join(args.out_dir, "feats.scp"))
