@@ -103,7 +103,7 @@ def test_other_sample_rates_are_resampled():
     "kwargs, message",
     [
         ({"backend": "kmeans"}, "`backend` must be one of hdbscan, ahc, spectral, uisrnn, enroll"),
-        ({"backend": "uisrnn"}, "backend 'uisrnn' needs a trained model"),
+        ({"backend": "uisrnn"}, "backend 'uisrnn' needs a trained model: give `uisrnn`"),
         ({"backend": "enroll"}, "backend 'enroll' needs `enroll` audio"),
         ({"backend": "enroll", "enroll": ["a.wav"], "profiles": "p.scp"}, "give either `enroll` audio or `profiles`"),
         ({"num_speakers": 3, "max_speakers": 2}, r"`num_speakers` must lie within \[min_speakers, max_speakers\]"),

@@ -107,8 +107,12 @@ def run(args: argparse.Namespace) -> int:
     from unspeech.diarize.batch import collect_inputs, diarize_batch
     from unspeech.diarize.embedders import check_model_dir, resolve_model
     from unspeech.diarize.vad import EnergyVAD
+    from unspeech.errors import ConfigError
 
     backend = args.backend or ("uisrnn" if args.uisrnn else "enroll" if (args.enroll or args.profiles) else "spectral")
+    if backend == "uisrnn" and not args.uisrnn:
+        raise ConfigError("--backend uisrnn needs a trained UIS-RNN model: add --uisrnn MODEL, a file saved by "
+                          "`unspeech uisrnn train` (or drop --backend for the default, spectral clustering)")
     params = dict(
         backend=backend, model=resolve_model(args.model), step=args.step, num_speakers=args.num_speakers,
         min_speakers=args.min_speakers, max_speakers=args.max_speakers, smooth_size=args.smooth_size,

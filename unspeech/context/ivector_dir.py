@@ -66,6 +66,9 @@ def model_id(run_dir: str | os.PathLike, checkpoint: str = "") -> str:
     """The ``final.ie.id`` of exports made with ``run_dir`` at ``checkpoint`` (see the module notes)."""
     run_dir = Path(run_dir)
     config = run_dir / "config.json"
+    if not run_dir.is_dir():
+        raise ConfigError(f"run dir {run_dir} does not exist" if not run_dir.exists() else
+                          f"{run_dir} is not a directory, so not a trained run dir")
     if not config.is_file():
         raise ConfigError(f"{run_dir} is not a trained run dir (no config.json)")
     index = _checkpoint_index(run_dir, str(checkpoint or ""))

@@ -191,7 +191,8 @@ class Diarizer:
         check_speaker_bounds(self.num_speakers, self.min_speakers, self.max_speakers)
         check_count_rule(self.count_rule)
         if self.backend == "uisrnn" and not self.uisrnn:
-            raise ConfigError("backend 'uisrnn' needs a trained model: pass `uisrnn` (--uisrnn MODEL)")
+            raise ConfigError("backend 'uisrnn' needs a trained model: give `uisrnn`, the path of a model saved by "
+                              "`unspeech uisrnn train` (or converted by `unspeech uisrnn convert`)")
         if self.backend == "enroll" and not (self.enroll or self.profiles):
             raise ConfigError("backend 'enroll' needs `enroll` audio (--enroll a.wav b.wav) or `profiles` (--profiles profile.scp)")
         if self.backend == "enroll" and self.enroll and self.profiles:
