@@ -247,3 +247,52 @@ def test_learning_rate_schedules(changes, expected):
     for step, lr in expected.items():
         optimizer.iterations.assign(step)
         assert float(optimizer.learning_rate) == pytest.approx(lr, abs=1e-9)
+
+
+def test_learn_rate_given_on_resume_applies_and_is_logged(tmp_path, corpus):
+    """The checkpoint restores the optimizer's learning-rate variable; a --learn_rate given on
+    resume must still win (issue 14), and the session logs what it overrides."""
+    store, _ = corpus
+    first = train(dataclasses.replace(TINY, train_dir=str(tmp_path), max_steps=5, steps_per_checkpoint=5), store=store)
+    assert first.history[-1]["learning_rate"] == pytest.approx(1e-3)
+    resumed = train(dataclasses.replace(TINY, train_dir=str(first.run_dir), learn_rate=0.25),
+                    given={"learn_rate": 0.25, "max_steps": 10}, store=store)
+    assert resumed.resumed and resumed.history[-1]["learning_rate"] == pytest.approx(0.25)
+    assert "this session overrides learn_rate: 0.25 (config.json has 0.001)" in (first.run_dir / "train.log").read_text()
+
+
+def test_second_session_on_a_run_dir_is_refused(tmp_path, corpus, capsys):
+    """Two sessions resuming one run dir would interleave checkpoints and lose steps: the second
+    one gets one error naming the run dir and the holder's pid, and the lock goes with the first."""
+    from unspeech.context.rundir import lock_run_dir
+
+    store, _ = corpus
+    run_dir = tmp_path / "run"  # the lock is taken before anything is loaded: config.json is enough
+    run_dir.mkdir()
+    dataclasses.replace(TINY, train_dir=str(run_dir)).to_json(run_dir / "config.json")
+    resume = dataclasses.replace(TINY, train_dir=str(run_dir), max_steps=10)
+    with lock_run_dir(run_dir):  # a session holding it (flock: a second open file conflicts)
+        with pytest.raises(ConfigError, match=rf"{run_dir} is being trained by another session \(pid {os.getpid()} on "):
+            train(resume, given={"max_steps": 10}, store=store)
+    with lock_run_dir(run_dir):  # released when the holder left
+        pass
+    # another process holding it: the CLI prints one line and exits 1
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from unspeech.context.rundir import lock_run_dir
+        with lock_run_dir({str(run_dir)!r}):
+            print("locked", flush=True); time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        ark = tmp_path / "feats.ark"
+        kaldi_io.write_mats(ark, [("u1", store[0])])
+        capsys.readouterr()
+        from unspeech.cli import main
+
+        assert main(["train", "--filelist", str(ark), "--train_dir", str(run_dir), "--quiet"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"{run_dir} is being trained by another session (pid {holder.pid} on " in err
+    finally:
+        holder.kill()
+        holder.wait()

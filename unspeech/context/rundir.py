@@ -6,6 +6,7 @@ A run dir is self-describing::
     RUN/train.log            the log lines of all sessions of this run
     RUN/checkpoints/ckpt-N*  model + optimizer + step + sampler position (+ dropout RNG)
     RUN/tensorboard/         TensorBoard event files
+    RUN/train.lock           held (flock) by the session training the run: pid, host, start time
 
 New runs are created as ``train_dir/runs/<unix time><params>`` (see
 :meth:`ContextConfig.run_name`); pointing ``train_dir`` at an existing run dir resumes it.
@@ -13,12 +14,14 @@ New runs are created as ``train_dir/runs/<unix time><params>`` (see
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import socket
 import time
 import weakref
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -31,6 +34,7 @@ __all__ = [
     "is_run_dir",
     "new_run_dir",
     "resolve_run",
+    "lock_run_dir",
     "checkpoint_state",
     "find_checkpoint",
     "load_run",
@@ -40,6 +44,7 @@ __all__ = [
 
 CONFIG_NAME = "config.json"
 CHECKPOINT_DIR = "checkpoints"
+LOCK_NAME = "train.lock"
 _RESUMABLE_KINDS = ("data", "train", "runtime")
 _EMBED_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> KerasTowers (traced functions)
 
@@ -93,6 +98,40 @@ def resolve_run(config: ContextConfig, given: Mapping[str, Any] | None = None) -
     effective = dataclasses.replace(config, train_dir=str(run_dir))
     effective.to_json(run_dir / CONFIG_NAME)
     return run_dir, effective, False
+
+
+@contextlib.contextmanager
+def lock_run_dir(run_dir: str | os.PathLike) -> Iterator[Path]:
+    """Hold ``RUN/train.lock`` (an advisory ``flock``) while one session trains the run.
+
+    A second session on the same run dir would interleave its checkpoints and log with the
+    first one's and silently lose steps; it gets a :class:`ConfigError` naming the run dir and
+    the holder (pid, host, start time) instead. The lock goes with the process, however it ends.
+    """
+    import fcntl
+
+    path = Path(run_dir) / LOCK_NAME
+    fh = open(path, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip() or "a process that has not written its pid yet"
+        fh.close()
+        raise ConfigError(
+            f"{run_dir} is being trained by another session ({holder}); wait for it to end "
+            "or pass another --train_dir") from None
+    try:
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        fh.flush()
+        yield path
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            fh.seek(0)
+            fh.truncate()
+        fh.close()  # releases the lock
 
 
 def _kind(name: str) -> str:

@@ -37,7 +37,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from unspeech.context.config import ContextConfig
-from unspeech.context.rundir import CHECKPOINT_DIR, resolve_run
+from unspeech.context.rundir import CHECKPOINT_DIR, CONFIG_NAME, lock_run_dir, resolve_run
 from unspeech.errors import ConfigError
 
 __all__ = ["train", "TrainResult", "make_optimizer", "make_strategy", "configure_runtime", "load_features"]
@@ -288,6 +288,10 @@ class _Session:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             self.sampler.set_state(json.loads(self.sampler_state.numpy().decode()))
             log.info("resumed %s at step %d", latest, int(self.step.numpy()))
+            if self.config.lr_schedule == "constant":
+                # the checkpoint holds the optimizer's learning-rate variable; the run's options win
+                # (a schedule is rebuilt from them anyway)
+                self.optimizer.learning_rate = self.config.learn_rate
         return int(self.step.numpy())
 
     def save(self) -> str:
@@ -388,8 +392,11 @@ def train(config: ContextConfig, given: Mapping[str, Any] | None = None, *, stor
         check_rspecifier_exists(config.filelist, "--filelist")
     run_dir, config, resumed = resolve_run(config, given)
     configure_runtime(config)
-    with _run_log(run_dir, config.debug):
+    lock = lock_run_dir(run_dir) if _is_chief(config) else contextlib.nullcontext()
+    with lock, _run_log(run_dir, config.debug):
         log.info("%s run %s", "resuming" if resumed else "new", run_dir)
+        if resumed:
+            _log_overrides(run_dir, config)
         if store is None:
             store = load_features(config, progress=progress)
         if spk2utt is None and config.spk2utt:
@@ -407,6 +414,28 @@ def train(config: ContextConfig, given: Mapping[str, Any] | None = None, *, stor
                 import keras
 
                 keras.mixed_precision.set_global_policy("float32")
+
+
+def _is_chief(config: ContextConfig) -> bool:
+    """False for the non-chief workers of a multi-worker run (they may share the chief's run dir)."""
+    if config.distribute != "multi_worker":
+        return True
+    import os
+
+    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = tf_config.get("task", {})
+    if "chief" in tf_config.get("cluster", {}):
+        return task.get("type") == "chief"
+    return task.get("type", "worker") == "worker" and int(task.get("index", 0)) == 0
+
+
+def _log_overrides(run_dir: Path, config: ContextConfig) -> None:
+    """Log every option this session runs with that differs from the run's config.json."""
+    saved = ContextConfig.from_json(run_dir / CONFIG_NAME)
+    for name in ContextConfig.__dataclass_fields__:
+        old, new = getattr(saved, name), getattr(config, name)
+        if name != "train_dir" and old != new:
+            log.info("this session overrides %s: %r (config.json has %r)", name, new, old)
 
 
 def _export_for_inference(run_dir) -> None:
