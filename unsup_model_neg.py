@@ -5,8 +5,9 @@ Training (default)::
 
     python3 unsup_model_neg.py --filelist feats.ark --embedding_transformation Vgg16big ...
 
-Feature export: add ``--gen_feat`` (flags of ``unspeech gen-feat``). ``--help`` lists all flags;
-``--gen_feat --help`` the export flags.
+Feature export: add ``--gen_feat`` (flags of ``unspeech gen-feat``). ``--help`` lists the main
+flags, ``--help-all`` all of them; ``--gen_feat --help`` the export flags. Every flag also parses
+with dashes (``--window-length``).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import importlib
 import sys
 from typing import Sequence
 
+from unspeech.command_parser import CommandParser
+
 PROG = "unsup_model_neg.py"
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(CommandParser):
     """argparse with a one-line error (the full usage of ~60 flags would bury the message)."""
 
     def error(self, message: str):
@@ -31,6 +34,8 @@ def _wants_gen_feat(argv: Sequence[str]) -> bool:
 
     value = False
     for i, arg in enumerate(argv):
+        if arg.startswith(("--gen-feat", "--nogen-feat")):  # both spellings
+            arg = "--" + arg[2:].replace("-", "_")
         if arg == "--gen_feat":
             value = True
             nxt = argv[i + 1] if i + 1 < len(argv) else ""

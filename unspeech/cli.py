@@ -13,7 +13,15 @@ import logging
 import sys
 from typing import Sequence
 
+from unspeech.command_parser import CommandParser
 from unspeech.errors import UnspeechError
+
+DESCRIPTION = (
+    "Speaker and channel embeddings learned from unlabeled speech, for Kaldi users: audio -> fbank features -> "
+    "context embeddings (Kaldi ivector_online features) -> utterance clusters (pseudo speakers) or "
+    "speaker diarization (RTTM). Start with `unspeech diarize my.wav -o out/` or `unspeech fbank --wav-dir DIR "
+    "--out-dir data/mine`."
+)
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -37,19 +45,20 @@ def _load(name: str):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``unspeech <command> ...``; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="unspeech", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="unspeech", description=DESCRIPTION)
     parser.add_argument("command", choices=sorted(COMMANDS), help="subcommand")
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
         print("\ncommands:")
         for name, (_, text) in sorted(COMMANDS.items()):
             print(f"  {name:10s} {text}")
+        print("\n`unspeech COMMAND --help` lists a command's main options, --help-all every option.")
         return 0 if argv else 2
     name = argv[0]
     if name not in COMMANDS:
         parser.error(f"unknown command {name!r}; choose from {', '.join(sorted(COMMANDS))}")
     module = _load(name)
-    sub = argparse.ArgumentParser(prog=f"unspeech {name}", description=COMMANDS[name][1])
+    sub = CommandParser(prog=f"unspeech {name}", description=COMMANDS[name][1])
     module.add_arguments(sub)
     args = sub.parse_args(argv[1:])
     return run_command(f"unspeech {name}", module.run, args)
@@ -61,10 +70,15 @@ def run_command(prog: str, func, args) -> int:
         level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
     )
+    import contextlib
+
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    console = any(isinstance(h, logging.StreamHandler) and h.stream in (sys.stdout, sys.stderr)
+                  for h in logging.getLogger().handlers)
     try:
-        with logging_redirect_tqdm():  # log lines print above a running progress bar, not into it
+        # log lines print above a running progress bar, not into it
+        with logging_redirect_tqdm() if console else contextlib.nullcontext():
             code = func(args)
     except UnspeechError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)

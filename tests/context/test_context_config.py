@@ -171,7 +171,7 @@ def test_bad_flag_value_is_one_line(capsys):
         unsup_model_neg.main(["--window_length", "abc"])
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["unsup_model_neg.py: error: argument --window_length: invalid int value: 'abc' (see --help)"]
+    assert err == ["unsup_model_neg.py: error: argument --window-length: invalid int value: 'abc' (see --help)"]
     with pytest.raises(SystemExit):
         unsup_model_neg.main(["--unit_normalize_var", "maybe"])
     assert "expected true or false, got 'maybe'" in capsys.readouterr().err

@@ -37,6 +37,8 @@ _D = ClusterOptions()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from unspeech.command_parser import set_brief
+
     uisrnn = _uisrnn_parsers()
     parser.add_argument("--mode", default="cluster_speaker", choices=MODES + (UISRNN_MODES if uisrnn else ()),
                         help="cluster_speaker: cluster utterances (default); samedifferent: EER of same/different "
@@ -121,6 +123,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
     if uisrnn:
         _add_uisrnn_arguments(parser, uisrnn)
+    set_brief(parser, ("mode", "input_ark", "utt2spk", "output_utt2spk", "output_datadir", "results_csv", "plot",
+                       "half_index", "algorithm", "n_clusters", "min_cluster_sizes", "min_samples", "quiet"))
 
 
 def _add_uisrnn_arguments(parser: argparse.ArgumentParser, parsers) -> None:

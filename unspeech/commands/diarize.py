@@ -28,6 +28,8 @@ logger = logging.getLogger("unspeech.diarize")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from unspeech.command_parser import set_brief
+
     from unspeech.diarize.clustering import COUNT_RULES
     from unspeech.diarize.outputs import OUTPUT_FORMATS
     from unspeech.diarize.pipeline import BACKENDS
@@ -69,16 +71,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smooth_size", "--smooth-size", type=int, default=83, help="label smoothing window, frames (83)")
     parser.add_argument("--dur_threshold", "--dur-threshold", type=int, default=10,
                         help="segments shorter than this many frames are merged or dropped (10)")
-    parser.add_argument("--short-segments", "--short_segments", choices=("merge", "drop"), default="merge")
+    parser.add_argument("--short-segments", "--short_segments", choices=("merge", "drop"), default="merge",
+                        help="segments shorter than --dur-threshold: merge (default) gives each to the longer "
+                             "neighbouring speaker, drop makes them non-speech")
     parser.add_argument("--vad-energy-threshold", "--vad_energy_threshold", type=float, default=1.0,
                         help="energy VAD: nats above the noise floor (or Kaldi's rule with --vad-reference mean)")
-    parser.add_argument("--vad-reference", "--vad_reference", choices=("floor", "mean"), default="floor")
+    parser.add_argument("--vad-reference", "--vad_reference", choices=("floor", "mean"), default="floor",
+                        help="energy VAD threshold above: floor (default), the recording's noise floor, or mean, "
+                             "Kaldi's compute-vad rule on the mean log energy (lets noise through on noisy audio)")
     parser.add_argument("--format", default="rttm,vad", help=f"comma list of {', '.join(OUTPUT_FORMATS)} (default rttm,vad)")
     parser.add_argument("--plot", action="store_true", help="write OUT/<id>.png timelines")
     parser.add_argument("--ref", metavar="RTTM", help="reference RTTM: drawn above the hypothesis and scored")
     parser.add_argument("--collar", type=float, default=0.25, help="scoring collar, md-eval seconds each side (0.25)")
     parser.add_argument("--nj", type=int, default=1, help="parallel worker processes (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
+    set_brief(parser, ("inputs", "out_dir", "backend", "model", "num_speakers", "min_speakers", "max_speakers",
+                       "uisrnn", "enroll", "profiles", "format", "plot", "ref", "nj", "quiet"))
 
 
 def _speech(args) -> dict | None:

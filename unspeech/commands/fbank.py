@@ -19,6 +19,8 @@ logger = logging.getLogger("unspeech.fbank")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from unspeech.command_parser import set_brief
+
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--wav-scp", help="Kaldi wav.scp: 'id path' or 'id command |' lines")
     src.add_argument("--wav-dir", help="folder of audio files (wav, flac, ogg, mp3, ...; searched recursively); ids are "
@@ -42,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compress", action="store_true", help="Kaldi-compress the matrices")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     _add_fbank_options(parser)
+    set_brief(parser, ("wav_scp", "wav_dir", "segments", "utt2spk", "text", "out_dir", "nj", "speed_perturb",
+                       "compress", "quiet", "fbank_config", "fbank_num_mel_bins", "fbank_sample_frequency",
+                       "fbank_dither", "fbank_channel"))
 
 
 def _add_fbank_options(parser: argparse.ArgumentParser) -> None:

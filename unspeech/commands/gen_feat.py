@@ -7,6 +7,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from unspeech.command_parser import set_brief
     from unspeech.context.config import add_config_arguments
     from unspeech.context.export import add_export_arguments
 
@@ -17,6 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_config_arguments(parser)
     add_export_arguments(parser)
+    set_brief(parser, BRIEF)
+
+
+# what --help shows (--help-all: every flag, the training ones included)
+BRIEF = ("train_dir", "filelist", "output_feat_file", "checkpoint", "genfeat_stride", "generate_speaker_vectors",
+         "output_format", "nj", "runtime", "quiet", "gen_feat")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ log = logging.getLogger("unspeech.commands.train")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from unspeech.command_parser import set_brief
     from unspeech.context.config import add_config_arguments
 
     parser.usage = "%(prog)s --filelist FEATS [options]   (see --help)"
@@ -25,6 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     if "--quiet" not in parser._option_string_actions:
         parser.add_argument("--quiet", action="store_true", help="Only warnings and errors on the console.")
+    set_brief(parser, BRIEF)
+
+
+# what --help shows (--help-all: every flag)
+BRIEF = ("filelist", "spk2utt", "train_dir", "memmap_dir", "embedding_transformation", "window_length",
+         "window_neg_length", "left_contexts", "right_contexts", "embedding_size", "fc_size", "batch_size",
+         "learn_rate", "max_steps", "seed", "quiet", "gen_feat")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -343,6 +343,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, kinds: Iterable[str] |
         default = getattr(defaults, f.name)
         names = [f"--{f.name}", *f.metadata["aliases"]]
         help_text = f"{f.metadata['help']} (default: {default!r})"
+        choices = f.metadata["choices"]
+        if choices and not all(str(c) in f.metadata["help"] for c in choices):  # valid values, when the text lacks them
+            help_text = f"{f.metadata['help']} One of: {', '.join(map(str, choices))}. (default: {default!r})"
         typ = _field_type(f)
         if typ is bool:
             group.add_argument(*names, dest=f.name, nargs="?", const=True, type=parse_bool,
