@@ -18,6 +18,20 @@ SEED=2024
 SPEAKERS=24
 unspeech() { "$PYTHON" -m unspeech.cli "$@"; }
 
+# the voices drawn from decide the output: say so when they differ from those of the bundled data
+"$PYTHON" - <<'EOF'
+import json, os, sys
+from unspeech.synth import available_engines
+if os.path.exists("data/demo_utts/synth.json"):
+    want = {(e, v) for e, vs in json.load(open("data/demo_utts/synth.json"))["engines"].items() for v in vs}
+    have = {(e, v) for e, vs in available_engines().items() for v in vs}
+    if want != have:
+        diff = [f"{e} {v} (missing)" for e, v in sorted(want - have)] + [f"{e} {v} (extra)" for e, v in sorted(have - want)]
+        print(f"make_demo_data.sh: warning: the TTS voices differ from those of the bundled data, so the output "
+              f"will too: {', '.join(diff[:6])}{' ...' if len(diff) > 6 else ''} (.ci/install-system-deps installs "
+              f"them)", file=sys.stderr)
+EOF
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
