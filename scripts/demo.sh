@@ -24,15 +24,21 @@ say "1/3 feature export with $MODEL"
 "$PYTHON" unsup_model_neg.py --gen_feat --train_dir "$MODEL" --filelist data/demo_utts/feats.ark \
     --generate_speaker_vectors --output_feat_file "$OUT/spkvec/utt_vectors"
 
-say "2/3 clustering the 240 demo utterances (24 held-out speakers)"
+say "2/3 clustering the 240 demo utterances (24 held-out synthetic speakers) into pseudo-speakers"
+note() { printf '   %s\n' "$@" >&2; }
+note "ARI and NMI compare the clusters with the true speakers: 1 = identical, 0 = no better than chance;" \
+     "pairwise precision is low when clusters merge speakers, recall low when they split one"
 "$PYTHON" cluster.py --input-ark "$OUT/spkvec/utt_vectors.ark" --utt2spk data/demo_utts/utt2spk \
     --output_utt2spk "$OUT/cluster/utt2spk" --output_spk2utt "$OUT/cluster/spk2utt" \
     --results-csv "$OUT/cluster/results.csv" --plot "$OUT/cluster/clusters.png"
 
 say "3/3 diarization of data/demo_conversations/wav/$CONV.flac"
+note "the first table scores the RTTM against the reference with overlapped speech included (--ref);" \
+     "DER of one short synthetic conversation varies a lot: the README's Results give figures over 20"
 unspeech diarize "data/demo_conversations/wav/$CONV.flac" --model "$MODEL" --out-dir "$OUT/diarize" \
     --format rttm,vad --plot --ref data/demo_conversations/rttm
 grep "^SPEAKER $CONV " data/demo_conversations/rttm > "$OUT/diarize/$CONV.ref.rttm"
+say "the same RTTM scored by unspeech score with overlapped speech left out (--skip-overlap)"
 unspeech score --ref "$OUT/diarize/$CONV.ref.rttm" --hyp "$OUT/diarize/$CONV.rttm" --collar 0.25 --skip-overlap
 
 cat >&2 <<MSG
@@ -42,6 +48,6 @@ cat >&2 <<MSG
   speaker vectors      $OUT/spkvec/utt_vectors.scp
   pseudo speakers      $OUT/cluster/utt2spk, $OUT/cluster/spk2utt  (scores: $OUT/cluster/results.csv)
   cluster picture      $OUT/cluster/clusters.png
-  diarization          $OUT/diarize/$CONV.rttm, $OUT/diarize/$CONV.vad
+  diarization          $OUT/diarize/$CONV.rttm, $OUT/diarize/$CONV.vad  (all.rttm: every recording together)
   timeline picture     $OUT/diarize/$CONV.png
 MSG

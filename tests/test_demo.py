@@ -25,3 +25,10 @@ def test_demo_script_writes_every_output(tmp_path):
     assert "DER%" in res.stdout
     assert len((out / "cluster" / "utt2spk").read_text().splitlines()) == 240
     assert "== done. Outputs:" in res.stderr
+    # every printed figure is explained (issue 15): which DER table is which, what scored_s and ARI/NMI are
+    assert "overlapped speech included (--ref)" in res.stderr and "overlapped speech left out (--skip-overlap)" in res.stderr
+    assert res.stdout.count("# scored_s: reference speech scored") == 2
+    assert "ARI and NMI compare the clusters with the true speakers" in res.stderr
+    # nothing a newcomer would take for an error
+    for noise in ("I0000", "E0000", "absl", "Traceback", "WARNING: All log messages"):
+        assert noise not in res.stdout + res.stderr, noise

@@ -68,6 +68,7 @@ def test_missing_hypothesis_file_counts_as_missed_and_totals_add_up():
     assert report.total.scored == pytest.approx(25.0) and report.total.der == pytest.approx(5.0 / 25.0)
     text = report.to_text()
     assert "TOTAL" in text and "collar 0 s each side" in text
+    assert "# scored_s: reference speech scored (silence, collars left out); DER% = FA% + MISS% + CONF%" in text
 
 
 def test_bad_scoring_input_raises(tmp_path):

@@ -156,8 +156,9 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     all_turns = [t for rid in recordings if rid in result.turns for t in result.turns[rid]]
     datadir.write_rttm(out_dir / "all.rttm", all_turns)
-    logger.info("%d recording(s), %.1f s of audio in %.1f s (real-time factor %.4f) -> %s",
-                len(result.turns), result.audio_seconds, result.elapsed, result.real_time_factor, out_dir / "all.rttm")
+    logger.info("%d recording(s), %.1f s of audio in %.1f s (real-time factor %.4f) -> %s (one file per recording) "
+                "and %s (all of them)", len(result.turns), result.audio_seconds, result.elapsed, result.real_time_factor,
+                out_dir / "<recording>.rttm", out_dir / "all.rttm")
     if reference is not None and result.turns:
         from unspeech.diarize.scoring import score_turns
 

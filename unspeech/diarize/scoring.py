@@ -67,7 +67,9 @@ class ScoreReport:
     def to_text(self) -> str:
         """A fixed-width table: one line per file, then TOTAL; rates in percent."""
         head = f"{'file':<24s} {'scored_s':>9s} {'FA%':>6s} {'MISS%':>6s} {'CONF%':>6s} {'DER%':>6s} {'JER%':>6s} {'ref':>4s} {'hyp':>4s}"
-        lines = [f"# collar {self.collar:g} s each side (md-eval), overlap {'skipped' if self.skip_overlap else 'scored'}", head]
+        lines = [f"# collar {self.collar:g} s each side (md-eval), overlap {'skipped' if self.skip_overlap else 'scored'}",
+                 "# scored_s: reference speech scored (silence, collars" + (", overlap" if self.skip_overlap else "")
+                 + " left out); DER% = FA% + MISS% + CONF%; ref/hyp: speakers", head]
         for f in [*self.files, self.total]:
             den = f.scored or float("nan")
             lines.append(
