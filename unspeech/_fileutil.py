@@ -6,7 +6,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 
 def _umask() -> int:
@@ -53,3 +53,36 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
     with atomic_path(path) as tmp:
         with open(tmp, mode, encoding=encoding) as fh:
             yield fh
+
+
+@contextlib.contextmanager
+def hold_lock(lock_path: str | os.PathLike, busy: Callable[[str], Exception]) -> Iterator[Path]:
+    """Hold an advisory ``flock`` on ``lock_path`` (created if missing) for the ``with`` body.
+
+    The file records the holder (``pid N on HOST since TIME``). When another process holds it,
+    ``busy(holder)`` is raised at once (no waiting). The lock goes with the process however it
+    ends; the file stays (removing it would race with a process about to lock it).
+    """
+    import fcntl
+    import socket
+    import time
+
+    fh = open(lock_path, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip() or "a process that has not written its pid yet"
+        fh.close()
+        raise busy(holder) from None
+    try:
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        fh.flush()
+        yield Path(lock_path)
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            fh.seek(0)
+            fh.truncate()
+        fh.close()  # releases the lock

@@ -197,3 +197,71 @@ def test_empty_input_leaves_existing_outputs(run, tmp_path, output_format):
         merge_jobs(prefix, 2, output_format)
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name in before}
     assert after == before
+
+
+def test_job_reexport_never_leaves_a_mixed_merged_scp(run, tmp_path):
+    """A merged scp points into the job arks: once a job of a new export replaces its ark, the old
+    merged scp is gone (readers stop at it) until the new merge, never half old, half new (issue 14)."""
+    d, run_dir, feats = run
+    prefix = str(tmp_path / "ivector_online")
+    for j in (1, 2):
+        gen_feat(str(run_dir), str(d / "feats.ark"), GenFeatOptions(output_feat_file=prefix, job=j, num_jobs=2, quiet=True))
+    merge_jobs(prefix, 2)
+    assert (tmp_path / "ivector_online.scp").exists()
+    gen_feat(str(run_dir), str(d / "feats.ark"), GenFeatOptions(output_feat_file=prefix, job=1, num_jobs=2, quiet=True))
+    assert not (tmp_path / "ivector_online.scp").exists()
+    gen_feat(str(run_dir), str(d / "feats.ark"), GenFeatOptions(output_feat_file=prefix, job=2, num_jobs=2, quiet=True))
+    merge_jobs(prefix, 2)
+    assert kaldi_io.load_mats(f"scp:{prefix}.scp")[0] == list(feats)
+
+
+def test_second_export_to_one_prefix_is_refused(run, tmp_path):
+    from unspeech._fileutil import hold_lock
+
+    d, run_dir, feats = run
+    prefix = str(tmp_path / "ivector_online")
+    with hold_lock(tmp_path / ".ivector_online.lock", RuntimeError):  # another export holding the prefix
+        with pytest.raises(ConfigError, match=r"ivector_online is being written by another export \(pid \d+ on "):
+            gen_feat(str(run_dir), str(d / "feats.ark"), GenFeatOptions(output_feat_file=prefix, quiet=True))
+        # its jobs lock their own prefixes, so a job array of that prefix is not blocked by it
+        gen_feat(str(run_dir), str(d / "feats.ark"), GenFeatOptions(output_feat_file=prefix, job=1, num_jobs=2, quiet=True))
+    assert not (tmp_path / "ivector_online.scp").exists()
+
+
+def test_nj_workers_die_with_their_parent(tmp_path):
+    """A SIGKILLed --nj export leaves no worker behind to rename job files into place later."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    script = textwrap.dedent("""
+        import multiprocessing as mp, os, sys, time
+        from unspeech.context.export import _die_with_parent
+
+        def work(_):
+            print(os.getpid(), flush=True)
+            time.sleep(60)
+
+        if __name__ == "__main__":
+            with mp.get_context("spawn").Pool(1, initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
+                pool.map(work, [0])
+    """)
+    (tmp_path / "parent.py").write_text(script)
+    parent = subprocess.Popen([sys.executable, str(tmp_path / "parent.py")], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    for _ in range(100):
+        try:
+            with open(f"/proc/{worker}/stat") as fh:
+                if fh.read().rsplit(")", 1)[1].split()[0] == "Z":  # dead, not yet reaped
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its killed parent")

@@ -17,6 +17,7 @@ with local processes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import os
@@ -243,6 +244,9 @@ def gen_feat(run_dir: str, filelist: str, opts: GenFeatOptions, given: dict[str,
              on_utterance: Callable[[str, int], None] | None = None, threads: int = 0) -> dict[str, Any]:
     """Export features of ``filelist`` with the trained run ``run_dir``.
 
+    One export writes an output prefix at a time: a second one on the same prefix (or the same
+    job of it) gets a :class:`ConfigError` naming the holder instead of overwriting its output.
+
     Parameters
     ----------
     run_dir : str
@@ -263,6 +267,57 @@ def gen_feat(run_dir: str, filelist: str, opts: GenFeatOptions, given: dict[str,
     with ``test_perf``, ``accuracy`` and ``majority_baseline``.
     """
     opts = opts.validate()
+    with _output_lock(opts):
+        return _gen_feat(run_dir, filelist, opts, given, on_utterance, threads)
+
+
+@contextlib.contextmanager
+def _output_lock(opts: GenFeatOptions) -> Iterator[None]:
+    """Hold ``.NAME.lock`` beside the prefix this call writes (the job's own prefix for a job).
+
+    A folder made for it is removed again when the export fails before writing anything there."""
+    from unspeech._fileutil import hold_lock
+
+    if not opts.output_feat_file:
+        yield
+        return
+    prefix = job_prefix(opts.output_feat_file, 0 if opts.merge else opts.job)
+    folder, name = os.path.split(os.path.abspath(prefix))
+    created = not os.path.isdir(folder)
+    os.makedirs(folder, exist_ok=True)
+    lock_path = os.path.join(folder, f".{name}.lock")
+
+    def busy(holder: str) -> ConfigError:
+        return ConfigError(f"{prefix} is being written by another export ({holder}); wait for it to end")
+
+    try:
+        with hold_lock(lock_path, busy):
+            yield
+    except BaseException:
+        if created and os.listdir(folder) == [os.path.basename(lock_path)]:
+            os.unlink(lock_path)
+            os.rmdir(folder)
+        raise
+
+
+def _withdraw_merged(prefix: str, job: int) -> None:
+    """Remove ``PREFIX.scp`` of an earlier merge before job ``job`` replaces its ark: that scp points
+    into the job arks, and would otherwise read this export's rows for some jobs and the old one's
+    for others until the next merge. (An scp of a single-job export, into ``PREFIX.ark``, stays.)"""
+    merged = prefix + ".scp"
+    try:
+        with open(merged, encoding="utf-8") as fh:
+            into_job = f" {os.path.abspath(job_prefix(prefix, job))}.ark:" in fh.read()
+    except FileNotFoundError:
+        return
+    if into_job:
+        os.unlink(merged)
+        log.info("removed %s of an earlier export: it pointed into the job arks being replaced; "
+                 "run the merge when all jobs are done", merged)
+
+
+def _gen_feat(run_dir: str, filelist: str, opts: GenFeatOptions, given: dict[str, Any] | None,
+              on_utterance: Callable[[str, int], None] | None, threads: int) -> dict[str, Any]:
     if opts.merge:
         return {"outputs": merge_jobs(opts.output_feat_file, opts.num_jobs, opts.output_format)}
     if opts.nj > 1:
@@ -324,6 +379,8 @@ def gen_feat(run_dir: str, filelist: str, opts: GenFeatOptions, given: dict[str,
             yield utt, (speaker_vector(rows, opts.speaker_vector_l2_normalize) if opts.generate_speaker_vectors else rows)
         if count == 0 and not opts.job:  # raised inside the writer: existing outputs stay as they were
             raise DataError(f"{filelist}: no utterances to export")
+        if opts.job and opts.output_format != "npz":  # every row is ready: the job ark is replaced next
+            _withdraw_merged(opts.output_feat_file, opts.job)
 
     try:
         count = _write_output(prefix, outputs(), opts)
@@ -407,6 +464,21 @@ def _job_worker(run_dir: str, filelist: str, opts: GenFeatOptions, given: dict, 
     return gen_feat(run_dir, filelist, opts, given, threads=threads)["utterances"]
 
 
+def _die_with_parent(parent: int) -> None:
+    """Pool initializer: a worker is killed when the process that started it dies (Linux), so a
+    killed ``--nj`` export leaves no workers behind that rename job files into place later."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+
 def _run_local_jobs(run_dir: str, filelist: str, opts: GenFeatOptions, given) -> dict[str, Any]:
     import multiprocessing as mp
 
@@ -415,7 +487,7 @@ def _run_local_jobs(run_dir: str, filelist: str, opts: GenFeatOptions, given) ->
     ctx = mp.get_context("spawn")
     t0 = time.perf_counter()
     job_opts = [dataclasses.replace(opts, nj=1, job=j, num_jobs=n, quiet=opts.quiet or j > 1) for j in range(1, n + 1)]
-    with ctx.Pool(n) as pool:
+    with ctx.Pool(n, initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
         counts = pool.starmap(_job_worker, [(run_dir, filelist, o, dict(given or {}), threads) for o in job_opts])
     total = sum(counts)
     if total == 0:  # before the merge, so existing outputs stay as they were

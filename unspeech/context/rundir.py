@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import socket
 import time
 import weakref
 from pathlib import Path
@@ -108,30 +107,14 @@ def lock_run_dir(run_dir: str | os.PathLike) -> Iterator[Path]:
     first one's and silently lose steps; it gets a :class:`ConfigError` naming the run dir and
     the holder (pid, host, start time) instead. The lock goes with the process, however it ends.
     """
-    import fcntl
+    from unspeech._fileutil import hold_lock
 
-    path = Path(run_dir) / LOCK_NAME
-    fh = open(path, "a+", encoding="utf-8")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        fh.seek(0)
-        holder = fh.read().strip() or "a process that has not written its pid yet"
-        fh.close()
-        raise ConfigError(
-            f"{run_dir} is being trained by another session ({holder}); wait for it to end "
-            "or pass another --train_dir") from None
-    try:
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-        fh.flush()
+    def busy(holder: str) -> ConfigError:
+        return ConfigError(
+            f"{run_dir} is being trained by another session ({holder}); wait for it to end or pass another --train_dir")
+
+    with hold_lock(Path(run_dir) / LOCK_NAME, busy) as path:
         yield path
-    finally:
-        with contextlib.suppress(OSError, ValueError):
-            fh.seek(0)
-            fh.truncate()
-        fh.close()  # releases the lock
 
 
 def _kind(name: str) -> str:
