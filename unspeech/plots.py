@@ -113,9 +113,18 @@ def plot_cluster_map(ax, points: np.ndarray, labels: Sequence, title: str = "", 
     noise = labels == noise_label if np.issubdtype(labels.dtype, np.integer) else np.zeros(len(labels), bool)
     codes = np.unique(labels, return_inverse=True)[1].ravel()
     size = float(np.clip(4000.0 / max(len(points), 1), 0.5, 25.0))
-    ax.scatter(points[:, 0], points[:, 1], c=_colors(codes, noise), s=size, linewidths=0)
+    colors = _colors(codes, noise)
     n_groups = int(np.unique(labels[~noise]).size)
-    ax.set_title(f"{title} ({n_groups} groups)" if title else f"{n_groups} groups", fontsize=10)
+    # beyond a dozen groups colours alone are hard to tell apart: the marker shape varies too
+    shapes = ("o", "s", "^", "D") if n_groups > 12 else ("o",)
+    for k, marker in enumerate(shapes):
+        drawn = ~noise & (codes % len(shapes) == k)
+        if k == 0:
+            drawn |= noise  # noise points are grey dots
+        ax.scatter(points[drawn, 0], points[drawn, 1], c=colors[drawn], s=size, linewidths=0, marker=marker)
+    n_noise = int(noise.sum())
+    text = f"{title} ({n_groups} groups)" if title else f"{n_groups} groups"
+    ax.set_title(text + (f"\ngrey: {n_noise} noise points, in no cluster" if n_noise else ""), fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
 

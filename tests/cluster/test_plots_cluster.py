@@ -54,3 +54,32 @@ def test_image_path_checks():
         plots.check_image_path("out.xyz")
     with pytest.raises(ConfigError, match="give it an extension"):
         plots.check_image_path("out")
+
+
+def test_cluster_map_explains_grey_and_tells_many_groups_apart_by_shape():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = plots._new_figure(4, 4)
+    ax = fig.subplots()
+    labels = np.r_[np.repeat(np.arange(24), 3), [-1, -1]]
+    points = np.random.default_rng(1).standard_normal((labels.size, 2))
+    plots.plot_cluster_map(ax, points, labels, "clusters")
+    assert ax.get_title() == "clusters (24 groups)\ngrey: 2 noise points, in no cluster"
+    assert len(ax.collections) == 4  # o, s, ^, D
+    assert sum(len(c.get_offsets()) for c in ax.collections) == labels.size
+    ax.clear()
+    plots.plot_cluster_map(ax, points[:9], labels[:9])
+    assert ax.get_title() == "3 groups" and len(ax.collections) == 1
+
+
+def test_cluster_picture_title_names_the_setting_and_the_scores():
+    from types import SimpleNamespace
+
+    from unspeech.cluster.pipeline import _figure_title
+
+    result = SimpleNamespace(algorithm="hdbscan", best=SimpleNamespace(params={"min_cluster_size": 5, "min_samples": 3}))
+    scores = SimpleNamespace(n_clusters=8, n_gold_speakers=24, ari=0.28217, nmi=0.70261)
+    assert _figure_title("exp/utt_vectors.ark", result, scores) == (
+        "utt_vectors.ark: hdbscan (min_cluster_size=5, min_samples=3)\n8 clusters vs 24 gold speakers: ARI 0.282, NMI 0.703")
+    assert _figure_title("x.ark", result, None) == "x.ark: hdbscan (min_cluster_size=5, min_samples=3)"

@@ -329,12 +329,22 @@ def cluster_speakers(opts: ClusterOptions, hook: Hook | None = None) -> ClusterR
                 method=figure_points[1],
                 fmt=os.path.splitext(path)[1].lstrip(".").lower(),
                 random_state=opts.random_seed,
-                title=os.path.basename(data.source),
+                title=_figure_title(data.source, result, report.scores),
             )
             report.written.append(path)
     if hook is not None:
         hook("write", report, completed=1, total=1)
     return report
+
+
+def _figure_title(source: str, result, scores) -> str:
+    """What the cluster picture shows: input, algorithm and setting, and the scores when gold speakers are known."""
+    setting = ", ".join(f"{k}={v}" for k, v in result.best.params.items())
+    title = f"{os.path.basename(source)}: {result.algorithm} ({setting})"
+    if scores is not None:
+        title += (f"\n{scores.n_clusters} clusters vs {scores.n_gold_speakers} gold speakers: "
+                  f"ARI {scores.ari:.3f}, NMI {scores.nmi:.3f}")
+    return title
 
 
 def _figure_points(vectors: np.ndarray, opts: ClusterOptions) -> tuple[np.ndarray, str]:
