@@ -296,3 +296,19 @@ def test_second_session_on_a_run_dir_is_refused(tmp_path, corpus, capsys):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_config_that_does_not_fit_the_checkpoint_is_one_error(tmp_path, corpus):
+    """An edited config.json (or a checkpoint copied from another run): one line naming both files,
+    not a TensorFlow traceback, for loading (export, diarize) and for resuming."""
+    from unspeech.context.rundir import init_run
+
+    run_dir = tmp_path / "run"
+    init_run(dataclasses.replace(TINY, train_dir=str(run_dir)), run_dir, seed=1)
+    saved = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**saved, "fc_size": 64}))
+    message = r"run/config\.json does not describe the model saved in .*ckpt-1 \(.*shape.*\); was config\.json edited"
+    with pytest.raises(ConfigError, match=message):
+        load_run(run_dir)
+    with pytest.raises(ConfigError, match=message):
+        train(dataclasses.replace(TINY, train_dir=str(run_dir), fc_size=64), store=corpus[0])

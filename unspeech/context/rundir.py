@@ -37,6 +37,7 @@ __all__ = [
     "checkpoint_state",
     "find_checkpoint",
     "load_run",
+    "restore_checkpoint",
     "init_run",
     "embed_windows",
 ]
@@ -172,8 +173,23 @@ def load_run(run_dir: str | os.PathLike, checkpoint: str | int | None = None):
     prefix = find_checkpoint(run_dir, checkpoint)
     model = ContextModel(config)
     model(dummy_inputs(config, 1), training=False)
-    tf.train.Checkpoint(model=model).restore(prefix).expect_partial().assert_existing_objects_matched()
+    restore_checkpoint(tf.train.Checkpoint(model=model), prefix, run_dir, partial=True)
     return config, model
+
+
+def restore_checkpoint(checkpoint, prefix: str, run_dir: str | os.PathLike, partial: bool = False) -> None:
+    """``checkpoint.restore(prefix)``, where a model that does not fit the saved weights (an edited
+    config.json, a checkpoint from another run) is one :class:`ConfigError` naming both files."""
+    import tensorflow as tf
+
+    try:
+        status = checkpoint.restore(prefix)
+        (status.expect_partial() if partial else status).assert_existing_objects_matched()
+    except (ValueError, AssertionError, tf.errors.OpError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ConfigError(
+            f"{Path(run_dir) / CONFIG_NAME} does not describe the model saved in {prefix} ({reason}); "
+            "was config.json edited, or the checkpoint copied from another run?") from None
 
 
 def init_run(config: ContextConfig, run_dir: str | os.PathLike, seed: int | None = None):

@@ -37,7 +37,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from unspeech.context.config import ContextConfig
-from unspeech.context.rundir import CHECKPOINT_DIR, CONFIG_NAME, lock_run_dir, resolve_run
+from unspeech.context.rundir import CHECKPOINT_DIR, CONFIG_NAME, lock_run_dir, resolve_run, restore_checkpoint
 from unspeech.errors import ConfigError
 
 __all__ = ["train", "TrainResult", "make_optimizer", "make_strategy", "configure_runtime", "load_features"]
@@ -285,7 +285,7 @@ class _Session:
     def restore(self) -> int:
         latest = self.manager.latest_checkpoint
         if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            restore_checkpoint(self.checkpoint, latest, self.run_dir)
             self.sampler.set_state(json.loads(self.sampler_state.numpy().decode()))
             log.info("resumed %s at step %d", latest, int(self.step.numpy()))
             if self.config.lr_schedule == "constant":
