@@ -61,3 +61,22 @@ def test_timeline_has_reference_above_hypothesis(tmp_path):
     assert (tmp_path / "rec.png").read_bytes()[:4] == b"\x89PNG"
     save_timeline(tmp_path / "empty.svg", [], None, "rec")
     assert "no speech" in (tmp_path / "empty.svg").read_text()
+
+
+def test_timeline_colours_follow_the_reference_and_the_title_gives_the_der():
+    from matplotlib.colors import to_hex
+
+    ref = [Turn("rec", "1", 1.0, 2.0, "A"), Turn("rec", "1", 3.25, 1.5, "B"), Turn("rec", "1", 5.0, 3.0, "A")]
+    hyp = [Turn("rec", "1", 1.0, 2.0, "s2"), Turn("rec", "1", 3.25, 1.5, "s1"), Turn("rec", "1", 5.0, 3.0, "s2"),
+           Turn("rec", "1", 8.5, 0.5, "s3")]
+    fig = plot_timeline(hyp, ref, file_id="rec", duration=9.5, collar=0.0)
+    assert fig._suptitle.get_text().startswith("rec: DER 7.7 % (collar 0 s, overlap scored)")  # 0.5 s FA of 6.5
+    top, bottom = fig.axes
+
+    def colours(ax):
+        labels = [t.get_text() for t in ax.get_yticklabels()]
+        return {label: to_hex(c.get_facecolor()[0]) for label, c in zip(labels, ax.collections)}
+
+    ref_colours, hyp_colours = colours(top), colours(bottom)
+    assert hyp_colours["s2"] == ref_colours["A"] and hyp_colours["s1"] == ref_colours["B"]
+    assert hyp_colours["s3"] not in ref_colours.values()

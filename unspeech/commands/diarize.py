@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         if args.plot:
             from unspeech.diarize.timeline_plot import save_timeline
 
-            save_timeline(out_dir / f"{file_id}.png", turns, reference, file_id, duration or None)
+            save_timeline(out_dir / f"{file_id}.png", turns, reference, file_id, duration or None, collar=args.collar)
 
     try:
         result = diarize_batch(recordings, params, out_dir, formats, args.nj, speech, progress, on_result)
