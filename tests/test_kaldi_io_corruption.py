@@ -309,3 +309,25 @@ def test_feature_cache_killed_between_renames_is_rebuilt(tmp_path, monkeypatch):
     store = FeatureStore.from_rspecifier(ark, memmap_dir=cache, reuse=True)
     for (_, want), got in zip(_corpus(1), store):
         np.testing.assert_array_equal(got[1], want + 100)
+
+
+def test_full_disk_is_one_line_naming_the_output(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from unspeech.cli import run_command
+
+    ark, scp = tmp_path / "f.ark", tmp_path / "f.scp"
+    kaldi_io.write_mats(ark, _corpus(1), scp)
+    before = ark.read_bytes(), scp.read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(kaldi_io, "_write_one", full)
+    with pytest.raises(OSError, match=r"No space left on device: '.*f\.ark'"):
+        kaldi_io.write_mats(ark, _corpus(2), scp)
+    assert (ark.read_bytes(), scp.read_bytes()) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert run_command("prog", lambda args: kaldi_io.write_mats(ark, _corpus(2), scp), None) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"prog: error: No space left on device: {ark}"

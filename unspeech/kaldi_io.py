@@ -803,11 +803,17 @@ def write_mats(
 
     temps = [temp_path_beside(ark_path)] + ([temp_path_beside(scp_path)] if scp_path is not None else [])
     try:
-        with (gzip.open if gz else open)(temps[0], "wb") as fd:
-            _write_all(fd)
+        try:
+            with (gzip.open if gz else open)(temps[0], "wb") as fd:
+                _write_all(fd)
+        except OSError as exc:  # a full disk: name the output, not the temporary file
+            raise OSError(exc.errno, exc.strerror, os.fspath(ark_path)) from None
         if scp_path is not None:
             old = Path(scp_path).read_text(encoding="utf-8") if append and Path(scp_path).exists() else ""
-            temps[1].write_text(old + _scp_lines(), encoding="utf-8")
+            try:
+                temps[1].write_text(old + _scp_lines(), encoding="utf-8")
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, os.fspath(scp_path)) from None
         _publish_ark_and_scp(ark_path, scp_path, temps)
     except BaseException:
         for tmp in temps:
