@@ -331,3 +331,22 @@ def test_full_disk_is_one_line_naming_the_output(tmp_path, monkeypatch, capsys):
     assert run_command("prog", lambda args: kaldi_io.write_mats(ark, _corpus(2), scp), None) == 1
     err = capsys.readouterr().err.strip()
     assert err == f"prog: error: No space left on device: {ark}"
+
+
+def test_temporaries_of_killed_writers_are_removed_on_the_next_write(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from unspeech._fileutil import _owner_tag
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = _owner_tag().rsplit("-", 1)[0]
+    stale = tmp_path / f".f.ark.{host}-{int(gone.stdout)}.abc123.tmp"  # a killed writer's half-written ark
+    live = tmp_path / f".f.ark.{host}-{os.getpid()}.def456.tmp"  # a writer still at work
+    other = tmp_path / ".f.ark.otherhost-1.ghi789.tmp"  # another machine's (shared folder)
+    for p in (stale, live, other):
+        p.write_bytes(b"x" * 100)
+    kaldi_io.write_mats(tmp_path / "f.ark", _corpus(1), tmp_path / "f.scp")
+    assert not stale.exists() and live.exists() and other.exists()
+    assert kaldi_io.readScp(tmp_path / "f.scp")[0] == [u for u, _ in _corpus(1)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -15,12 +16,37 @@ def _umask() -> int:
     return mask
 
 
+def _owner_tag() -> str:
+    import socket
+
+    return f"{socket.gethostname().replace('.', '_')}-{os.getpid()}"
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove temporaries of ``path`` left by killed processes of this host (``.NAME.HOST-PID.*.tmp``
+    whose PID is gone); those of live processes and of other hosts stay."""
+    host = _owner_tag().rsplit("-", 1)[0]
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.{glob.escape(host)}-*.tmp"):
+        pid = tmp.name[len(path.name) + len(host) + 3 :].split(".", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        except OSError:  # alive, under another user
+            pass
+
+
 def temp_path_beside(path: str | os.PathLike) -> Path:
-    """Create an empty temporary file ``.NAME.XXXX.tmp`` in the folder of ``path`` (made if missing)
-    with the permissions a plain ``open()`` would give; the caller renames or removes it."""
+    """Create an empty temporary file ``.NAME.HOST-PID.XXXX.tmp`` in the folder of ``path`` (made if
+    missing) with the permissions a plain ``open()`` would give; the caller renames or removes it.
+    Temporaries of the same ``path`` that a killed process of this host left behind are removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_owner_tag()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     # mkstemp creates the file 0600; give it the permissions a plain open() would
     os.chmod(tmp, 0o666 & ~_umask())
