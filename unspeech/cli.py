@@ -66,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_command(prog: str, func, args) -> int:
     """Call ``func(args)``; turn user errors into one line on stderr and exit code 1."""
+    from unspeech.extras import quiet_tensorflow_on_import
+
+    quiet_tensorflow_on_import()  # TensorFlow's start-up lines stay off the console, if it is loaded at all
     logging.basicConfig(
         level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",

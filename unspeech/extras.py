@@ -23,7 +23,7 @@ from typing import Iterator
 
 from unspeech.errors import UnspeechError
 
-__all__ = ["MissingExtraError", "TRAIN_HINT", "has_module", "has_tensorflow", "require_tensorflow", "require_onnx_export", "quiet_tensorflow",
+__all__ = ["MissingExtraError", "TRAIN_HINT", "has_module", "has_tensorflow", "require_tensorflow", "require_onnx_export", "quiet_tensorflow", "quiet_tensorflow_on_import",
            "is_tensorflow_noise", "tensorflow_stderr_filtered"]
 
 TRAIN_HINT = "pip install 'unspeech[train]' (CPU) or 'unspeech[train-gpu]' (CUDA)"
@@ -106,6 +106,45 @@ def tensorflow_stderr_filtered() -> Iterator[None]:
                     if not is_tensorflow_noise(line.decode("utf-8", "replace"))]
             if kept:
                 os.write(2, b"".join(kept))
+
+
+class _QuietTensorFlowImport:
+    """A meta path finder that runs the first ``import tensorflow`` inside :func:`tensorflow_stderr_filtered`."""
+
+    _busy = False
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow" or self._busy:
+            return None
+        self._busy = True  # the lookup below asks the finders again, this one included
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self._busy = False
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            with contextlib.suppress(ValueError):
+                sys.meta_path.remove(self)
+            with tensorflow_stderr_filtered():
+                run(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def quiet_tensorflow_on_import() -> None:
+    """Make a later first ``import tensorflow`` quiet (as :func:`quiet_tensorflow`) without importing it now.
+
+    The command line entry points call this, so that every command that ends up loading TensorFlow
+    (training, UIS-RNN training, the keras runtime) keeps its start-up noise off the console.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("absl").setLevel(logging.WARNING)
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
 
 
 def quiet_tensorflow() -> None:
