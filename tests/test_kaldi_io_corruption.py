@@ -117,6 +117,28 @@ def test_bit_flips_raise_or_read_back_what_was_written(tmp_path, fmt):
     assert raised, "no flip was detected at all: the test does not reach the headers"
 
 
+@pytest.mark.parametrize("fmt", ["FM", "CM3"])
+def test_scp_bit_flips_raise_or_read_back_what_was_written(tmp_path, fmt):
+    """Flips in the script file (ids, paths, offsets): an offset moved off its matrix, a damaged
+    path or non-UTF-8 text is a DataError; only a damaged id can go unnoticed (it is just an id)."""
+    clean, ids, values, starts, offsets = _write(tmp_path, fmt)
+    ark, scp = tmp_path / "clean.ark", tmp_path / "bad.scp"
+    text = "".join(f"{u} {ark}:{o}\n" for u, o in zip(ids, offsets)).encode()
+    rng = np.random.default_rng(14)
+    for pos in rng.integers(len(text), size=100):
+        data = bytearray(text)
+        data[pos] ^= 1 << int(rng.integers(8))
+        scp.write_bytes(bytes(data))
+        try:
+            got_ids, got = kaldi_io.readScp(scp)
+        except DataError as exc:
+            assert "bad.scp" in str(exc) or "clean.ark" in str(exc), str(exc)
+            continue
+        assert len(got) == len(values), f"byte {pos}: {len(got)} utterances"
+        for want, have in zip(values, got):
+            np.testing.assert_array_equal(have, want, err_msg=f"scp byte {pos}")
+
+
 def test_gzip_damage_is_one_error_naming_the_file(tmp_path):
     plain = tmp_path / "clean.ark"
     kaldi_io.write_mats(plain, _corpus())

@@ -380,18 +380,23 @@ def read_scp_entries(scp_path: str | os.PathLike) -> Iterator[tuple[str, str]]:
     """Yield ``(utt_id, extended_filename)`` pairs of a script file, e.g. ``('u1', 'a.ark:17')``."""
     scp_path = os.fspath(scp_path)
     try:
-        fh = open(scp_path, encoding="utf-8")
+        fh = open(scp_path, "rb")
     except FileNotFoundError:
         raise DataError(f"file not found: {scp_path}") from None
     with fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.strip()
+        for lineno, raw in enumerate(fh, 1):  # lines and fields split at ASCII whitespace, as Kaldi does
+            try:
+                line = raw.decode("utf-8").strip(" \t\r\n\v\f")
+            except UnicodeDecodeError:
+                raise DataError(f"{scp_path}:{lineno}: not valid UTF-8 (damaged, or not a script file?)") from None
             if not line:
                 continue
-            parts = line.split(None, 1)
+            parts = raw.strip().split(None, 1)
             if len(parts) != 2:
                 raise DataError(f"{scp_path}:{lineno}: expected '<utt-id> <location>', got {line!r}")
-            yield parts[0], parts[1]
+            if b"\0" in raw:
+                raise DataError(f"{scp_path}:{lineno}: NUL byte in the line (damaged script file?)")
+            yield parts[0].decode("utf-8"), parts[1].decode("utf-8")
 
 
 # Kaldi accepts a last row up to this many rows past the end of the matrix (and clips it), because
