@@ -174,6 +174,7 @@ def test_cli_trains_from_an_ark_and_reports_errors(tmp_path, corpus, capsys):
     assert json.loads((run_dir / "config.json").read_text())["filelist"] == str(ark)
     assert unsup_model_neg.main(argv[:2] + ["--num_filters", "13", "--train_dir", str(tmp_path / "m2"), "--quiet"]) == 1
     assert "`feat_size` (--num_filters) is 13 but" in capsys.readouterr().err
+    assert not list((tmp_path / "m2").rglob("config.json"))  # no run dir left by the failed attempt
     assert unsup_model_neg.main(["--filelist", str(tmp_path / "missing.ark"), "--train_dir", str(tmp_path / "m3"), "--quiet"]) == 1
     assert "missing.ark" in capsys.readouterr().err
 
@@ -220,6 +221,7 @@ def test_mixed_precision_needs_a_gpu(tmp_path, corpus):
         pytest.skip("a GPU is present")
     with pytest.raises(ConfigError, match="`mixed_precision` needs a GPU and none is visible"):
         train(dataclasses.replace(TINY, train_dir=str(tmp_path), mixed_precision=True), store=corpus[0])
+    assert not (tmp_path / "runs").exists()  # a failed new run leaves no run dir behind (issue 14)
 
 
 def test_unspeech_train_command_failure_exit(tmp_path, capsys):

@@ -391,6 +391,21 @@ def train(config: ContextConfig, given: Mapping[str, Any] | None = None, *, stor
             raise ConfigError("`filelist` is required: the Kaldi features (.ark/.scp) to train on")
         check_rspecifier_exists(config.filelist, "--filelist")
     run_dir, config, resumed = resolve_run(config, given)
+    try:
+        return _train_session(run_dir, config, resumed, store, spk2utt, progress, hook)
+    except BaseException:
+        if not resumed and _is_chief(config) and not any((run_dir / CHECKPOINT_DIR).glob("*.index")):
+            # a new run that failed before its first checkpoint holds nothing worth keeping
+            import shutil
+
+            shutil.rmtree(run_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                run_dir.parent.rmdir()  # train_dir/runs, when this was its only run
+        raise
+
+
+def _train_session(run_dir: Path, config: ContextConfig, resumed: bool, store, spk2utt, progress: bool,
+                   hook) -> TrainResult:
     configure_runtime(config)
     lock = lock_run_dir(run_dir) if _is_chief(config) else contextlib.nullcontext()
     with lock, _run_log(run_dir, config.debug):
