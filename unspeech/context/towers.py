@@ -98,6 +98,8 @@ class OnnxTowers:
     def embed(self, windows: np.ndarray, tower: str = "target") -> np.ndarray:
         """``(N, frames, F)`` -> ``(N, embedding_size)`` float32 with the named tower."""
         windows = _check_windows(self.config, windows, tower)
+        if len(windows) == 0:
+            return np.zeros((0, self.config.embedding_size), np.float32)
         name, output = ("targets", "target_embeddings") if tower == "target" else ("contexts", "context_embeddings")
         feeds = dict(self._empty, **{name: windows})  # the other tower gets one zero window
         return self.session.run([output], feeds)[0]
