@@ -265,3 +265,44 @@ def test_nj_workers_die_with_their_parent(tmp_path):
     else:
         os.kill(worker, signal.SIGKILL)
         pytest.fail("the worker outlived its killed parent")
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL at a rename: nothing after it runs."""
+
+
+@pytest.mark.parametrize("survive", range(6))
+def test_reexport_killed_at_any_rename_leaves_old_new_or_no_scp(run, tmp_path, monkeypatch, survive):
+    """Re-export with another period, killed before rename number `survive`: PREFIX.scp, its rows
+    and the folder's ivector_period are all the old export's or all the new one's, or there is no
+    scp (readers stop there); never new rows under an old period or the other way round (issue 14)."""
+    import os
+
+    d, run_dir, feats = run
+    prefix = str(tmp_path / "out" / "ivector_online")
+
+    def state(p):
+        folder = os.path.dirname(p)
+        if not os.path.exists(p + ".scp"):
+            return None
+        ids, rows = kaldi_io.load_mats(f"scp:{p}.scp")
+        return ids, [r.tolist() for r in rows], open(os.path.join(folder, "ivector_period")).read()
+
+    gen_feat(str(run_dir), str(d / "feats.ark"), GenFeatOptions(output_feat_file=prefix, quiet=True))
+    new_ref = str(tmp_path / "ref" / "ivector_online")
+    gen_feat(str(run_dir), str(d / "feats.ark"), GenFeatOptions(output_feat_file=new_ref, genfeat_stride=5, quiet=True))
+    old, new = state(prefix), state(new_ref)
+    assert old[2] == "10\n" and new[2] == "5\n"
+    real, calls = os.replace, []
+
+    def replace(src, dst):
+        if len(calls) == survive:
+            raise _Killed(dst)
+        calls.append(dst)
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(_Killed):
+        gen_feat(str(run_dir), str(d / "feats.ark"), GenFeatOptions(output_feat_file=prefix, genfeat_stride=5, quiet=True))
+    monkeypatch.undo()
+    assert state(prefix) in (old, new, None), f"mixed after renaming {calls}"

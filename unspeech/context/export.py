@@ -381,6 +381,8 @@ def _gen_feat(run_dir: str, filelist: str, opts: GenFeatOptions, given: dict[str
             raise DataError(f"{filelist}: no utterances to export")
         if opts.job and opts.output_format != "npz":  # every row is ready: the job ark is replaced next
             _withdraw_merged(opts.output_feat_file, opts.job)
+        elif not opts.job and opts.output_format != "npz":
+            _folder_files_first(prefix, period, ident)
 
     try:
         count = _write_output(prefix, outputs(), opts)
@@ -442,12 +444,29 @@ def merge_jobs(prefix: str, num_jobs: int, output_format: str = "kaldi_bin", per
                 raise DataError(f"job output {path} is missing (did job {j} finish?)")
             parts.append(list(kaldi_io.read_scp_entries(path)))
         merged = _nonempty(_interleave(parts, prefix))
+        folder_files = _folder_files_first(prefix, job_period, ident)
         with atomic_open(prefix + ".scp") as fh:
             fh.writelines(f"{u} {loc}\n" for u, loc in merged)
-        outputs = [prefix + ".scp"]
+        return [prefix + ".scp"] + folder_files
     if job_period is not None:
         outputs += ivector_dir.write_folder_files(prefix, job_period, ident)
     return outputs
+
+
+def _folder_files_first(prefix: str, period: int | None, ident: str) -> list[str]:
+    """Write the folder's ``ivector_period`` and ``final.ie.id`` before ``PREFIX.scp`` is published.
+
+    When they change (a re-export with another period or model), the old ``PREFIX.scp`` is removed
+    first: no kill leaves an scp beside a period or model id that is not its own."""
+    from unspeech.context import ivector_dir
+
+    if period is None:
+        return []
+    if ivector_dir.changes_folder(prefix, period, ident) and os.path.exists(prefix + ".scp"):
+        os.unlink(prefix + ".scp")
+        log.info("removed %s of an earlier export with another period or model; the new one replaces it",
+                 prefix + ".scp")
+    return ivector_dir.write_folder_files(prefix, period, ident)
 
 
 def _interleave(parts: list[list], prefix: str) -> list:

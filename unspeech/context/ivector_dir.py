@@ -115,6 +115,13 @@ def check_folder(prefix: str, period: int, ident: str) -> None:
                 f"with the same {what} or into another folder (--output_feat_file)")
 
 
+def changes_folder(prefix: str, period: int, ident: str) -> bool:
+    """True when the folder's ``ivector_period`` or ``final.ie.id`` exists and says something else."""
+    folder = Path(prefix).parent
+    return any(_read_value(folder / name) not in (None, value)
+               for name, value in ((PERIOD_NAME, str(period)), (ID_NAME, ident)))
+
+
 def write_folder_files(prefix: str, period: int, ident: str) -> list[str]:
     """Write ``ivector_period`` and ``final.ie.id`` next to ``PREFIX.scp`` (atomically); returns the paths."""
     from unspeech._fileutil import atomic_open
