@@ -63,6 +63,8 @@ def build_parser(argv: Sequence[str]):
                             help="Export features with a trained run instead of training (see --gen_feat --help).")
         parser.add_argument("--nogen_feat", dest="gen_feat", action="store_const", const=False, help=argparse.SUPPRESS)
     parser.usage = f"{PROG} [--gen_feat] --filelist FEATS [options]   (see --help)"
+    if gen_feat:
+        parser.help_all_hint = f"{PROG} --gen-feat --help-all"
     return parser, module
 
 

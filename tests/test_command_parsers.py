@@ -100,6 +100,14 @@ def test_diarize_and_seed_flags_parse_in_both_spellings():
     assert parser.parse_args(["--gen-feat", "--output-feat-file", "x"]).output_feat_file == "x"
 
 
+def test_short_help_says_how_to_see_every_option():
+    assert unsup_model_neg.build_parser(["--gen_feat"])[0].format_help().endswith(
+        "more options: unsup_model_neg.py --gen-feat --help-all\n")
+    assert _command_parser("gen-feat").format_help().endswith("more options: unspeech gen-feat --help-all\n")
+    assert "more options" not in _command_parser("score").format_help()  # short already: no --help-all listed
+    assert "--help-all" not in _command_parser("score").format_help()
+
+
 def test_an_abbreviation_matching_both_spellings_of_one_flag_is_not_ambiguous():
     parser = _command_parser("cluster")
     assert parser.parse_args(["--output-utt", "x"]).output_utt2spk == "x"

@@ -50,6 +50,7 @@ class CommandParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self._brief: set[str] | None = None
         self._spelled = -1
+        self.help_all_hint = ""  # the command line that shows every option (default: PROG --help-all)
         if self.add_help:  # accepted everywhere, listed where --help is short
             self.add_argument("--help-all", action=_HelpAllAction, help=argparse.SUPPRESS)
 
@@ -91,7 +92,7 @@ class CommandParser(argparse.ArgumentParser):
         with self._brief_view(full) as hidden:
             text = self._one_style(super().format_help())
         if hidden:
-            text += f"\n{hidden} more options: {self.prog} --help-all\n"
+            text += f"\n{hidden} more options: {self.help_all_hint or self.prog + ' --help-all'}\n"
         return text
 
     def _one_style(self, text: str) -> str:
