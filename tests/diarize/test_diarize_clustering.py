@@ -131,3 +131,14 @@ def test_tiny_inputs_and_helpers():
 def test_bad_clustering_options_raise(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         cluster_rows(np.ones((5, 3)), **kwargs)
+
+
+@pytest.mark.parametrize("method", ["ahc", "spectral"])
+def test_a_forced_count_the_rows_cannot_give_is_reported(method, caplog):
+    """--num_speakers 1000 on a short recording: the labels hold at most one speaker per row, and the
+    log says so instead of returning fewer speakers without a word (issue 14)."""
+    x = np.random.default_rng(0).standard_normal((40, 8))
+    with caplog.at_level("WARNING", logger="unspeech.diarize.clustering"):
+        labels = cluster_rows(x, method, num_speakers=1000)
+    assert len(np.unique(labels)) == 40
+    assert "1000 speakers asked for (num_speakers/min_speakers), but the 40 embedding rows" in caplog.text

@@ -333,4 +333,7 @@ def cluster_rows(
     fitted = np.searchsorted(kept, labels)
     ok = labels >= 0
     out[fit_idx[ok]] = fitted[ok]
+    if low > 1 and len(np.unique(out)) < low:  # a count these rows cannot give: say so, never silently fewer
+        logger.warning("%d speakers asked for (num_speakers/min_speakers), but the %d embedding rows of speech "
+                       "separate into only %d", low, len(x), len(np.unique(out)))
     return out
