@@ -372,3 +372,9 @@ def test_temporaries_of_killed_writers_are_removed_on_the_next_write(tmp_path):
     kaldi_io.write_mats(tmp_path / "f.ark", _corpus(1), tmp_path / "f.scp")
     assert not stale.exists() and live.exists() and other.exists()
     assert kaldi_io.readScp(tmp_path / "f.scp")[0] == [u for u, _ in _corpus(1)]
+
+
+def test_an_id_ends_at_a_tab_or_newline_as_in_kaldi(tmp_path):
+    ark = tmp_path / "tab.ark"
+    ark.write_bytes(b"u1\t[ 1 2 3 ]\nu2\n[\n 1 2\n 3 4 ]\n")
+    assert [(u, m.shape) for u, m in kaldi_io.iter_mats(ark)] == [("u1", (3,)), ("u2", (2, 2))]

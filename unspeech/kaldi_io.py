@@ -195,12 +195,10 @@ def _read_key(fd: IO[bytes], where: str) -> str | None:
                 raise DataError(
                     f"{where}: archive ends inside the id {b''.join(chunks)[:40]!r} at byte {start} (truncated ark?)")
             return None
-        if c == b" ":
+        if c in b" \t\n\r":  # Kaldi ends an id at a space, a tab or a newline
             if not chunks:
                 continue
             break
-        if c in b"\n\r\t" and not chunks:
-            continue
         if c[0] < 0x20 or c[0] == 0x7F:
             pos = _tell(fd)
             raise DataError(
