@@ -72,6 +72,24 @@ def test_a_command_that_imports_tensorflow_prints_none_of_its_noise():
     assert proc.returncode == 0 and proc.stderr == "loaded\n", proc.stderr
 
 
+@pytest.mark.parametrize("quiet", [True, False])
+def test_quiet_keeps_info_lines_off_the_console_even_when_a_log_file_wants_them(quiet):
+    script = (
+        "import argparse, logging, sys\n"
+        "from unspeech.cli import run_command\n"
+        "def work(args):\n"
+        "    logging.getLogger('unspeech').setLevel(logging.DEBUG)  # as training does for RUN/train.log\n"
+        "    logging.getLogger('unspeech.demo').info('an info line')\n"
+        "    logging.getLogger('unspeech.demo').debug('a debug line')\n"
+        "    logging.getLogger('unspeech.demo').warning('a warning')\n"
+        f"sys.exit(run_command('t', work, argparse.Namespace(quiet={quiet})))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    assert ("an info line" in proc.stderr) is not quiet and "a warning" in proc.stderr
+    assert "a debug line" not in proc.stderr
+
+
 def test_log_lines_do_not_land_inside_a_progress_bar():
     script = (
         "import logging, sys\n"

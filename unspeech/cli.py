@@ -64,25 +64,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_command(f"unspeech {name}", module.run, args)
 
 
+class _ConsoleHandler(logging.StreamHandler):
+    """Log lines to stderr through ``tqdm.write``: printed above a running progress bar, not into it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # pragma: no cover - logging's own policy
+            self.handleError(record)
+
+
+def _console_logging(level: int) -> None:
+    """Log records of ``level`` and above to the console, as logging.basicConfig would (and, like it,
+    nothing when the caller has configured logging). The level sits on the handler too, so that a
+    logger lowered for a log file (training's RUN/train.log) does not reach the console."""
+    root = logging.getLogger()
+    ours = [h for h in root.handlers if isinstance(h, _ConsoleHandler)]
+    if root.handlers and not ours:
+        return
+    if not ours:
+        ours = [_ConsoleHandler(sys.stderr)]
+        ours[0].setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+        root.addHandler(ours[0])
+    ours[0].setLevel(level)
+    root.setLevel(level)
+
+
 def run_command(prog: str, func, args) -> int:
     """Call ``func(args)``; turn user errors into one line on stderr and exit code 1."""
     from unspeech.extras import quiet_tensorflow_on_import
 
     quiet_tensorflow_on_import()  # TensorFlow's start-up lines stay off the console, if it is loaded at all
-    logging.basicConfig(
-        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
-    )
-    import contextlib
-
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    console = any(isinstance(h, logging.StreamHandler) and h.stream in (sys.stdout, sys.stderr)
-                  for h in logging.getLogger().handlers)
+    _console_logging(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
     try:
-        # log lines print above a running progress bar, not into it
-        with logging_redirect_tqdm() if console else contextlib.nullcontext():
-            code = func(args)
+        code = func(args)
     except UnspeechError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1

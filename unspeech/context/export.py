@@ -267,6 +267,12 @@ def gen_feat(run_dir: str, filelist: str, opts: GenFeatOptions, given: dict[str,
     with ``test_perf``, ``accuracy`` and ``majority_baseline``.
     """
     opts = opts.validate()
+    if opts.output_feat_file and not opts.merge:  # the run and the input exist before a lock file is made
+        from unspeech.context import ivector_dir
+        from unspeech.kaldi_io import check_rspecifier_exists
+
+        ivector_dir.model_id(run_dir, opts.checkpoint)
+        check_rspecifier_exists(filelist, "--filelist")
     with _output_lock(opts):
         return _gen_feat(run_dir, filelist, opts, given, on_utterance, threads)
 
