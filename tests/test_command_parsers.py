@@ -19,9 +19,7 @@ from unspeech.command_parser import CommandParser
 
 REPO = Path(__file__).resolve().parents[1]
 SCREEN = 72  # lines
-# `unspeech uisrnn train` shows the UIS-RNN library's 19 model/training flags: which of them --help keeps
-# is for unspeech/commands/uisrnn.py to choose (CommandParser.set_brief)
-LONG_HELP_LEFT = {"unspeech uisrnn train"}
+LONG_HELP_LEFT: set[str] = set()
 
 
 def _command_parser(name: str) -> CommandParser:

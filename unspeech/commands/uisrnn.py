@@ -45,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--init-model", "--init_model", dest="init_model",
                        help="continue training this saved model")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    from unspeech.command_parser import set_brief
+
+    # the library's 19 model/training flags stay behind --help-all; these are the ones a first run needs
+    set_brief(train, ("input_ark", "rttm", "model", "init_model", "ivector_period", "observation_dim",
+                      "rnn_hidden_size", "train_iteration", "learning_rate", "enforce_cluster_id_uniqueness",
+                      "seed", "quiet"))
 
     predict = sub.add_parser("predict", parents=[inference_parser],
                              help="diarize embedding arks with a trained model")

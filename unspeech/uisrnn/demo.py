@@ -18,15 +18,18 @@ from typing import Sequence
 
 def _demo_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--saved_model", default="saved_model.uisrnn.npz",
-                        help="where the trained model is saved (default ./saved_model.uisrnn.npz)")
+    parser.add_argument("--out_dir", "--out-dir", dest="out_dir", default=os.path.join("exp", "uisrnn_demo"),
+                        help="folder of the demo's files: the saved model and the result summary "
+                             "(default exp/uisrnn_demo)")
+    parser.add_argument("--saved_model", default=None,
+                        help="where the trained model is saved (default OUT_DIR/saved_model.uisrnn.npz)")
     parser.add_argument("--data_seed", type=int, default=0, help="seed of the toy data (default 0)")
     parser.add_argument("--num_train_sequences", type=int, default=100)
     parser.add_argument("--num_test_sequences", type=int, default=25)
     parser.add_argument("--num_processes", type=int, default=os.cpu_count() or 1,
                         help="decode the test sequences in this many processes")
     parser.add_argument("--result_file", default="auto",
-                        help="summary file appended by output_result ('auto': layer_..._result.txt, "
+                        help="summary file appended by output_result ('auto': OUT_DIR/layer_..._result.txt, "
                              "'none': no file)")
     return parser
 
@@ -41,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         demo_parser.print_help()
     demo_args, rest = demo_parser.parse_known_args(argv)
     model_args, training_args, inference_args = uisrnn.parse_arguments(rest)
+    os.makedirs(demo_args.out_dir, exist_ok=True)  # the demo's files go here, never into the working directory
+    saved_model = demo_args.saved_model or os.path.join(demo_args.out_dir, "saved_model.uisrnn.npz")
 
     data = make_toy_data(seed=demo_args.data_seed, observation_dim=model_args.observation_dim,
                          num_train_sequences=demo_args.num_train_sequences,
@@ -52,10 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     model.fit(train_sequence, train_cluster_id, training_args)
     print(f"Training took {time.perf_counter() - started:.1f} s")
-    model.save(demo_args.saved_model)
+    model.save(saved_model)
     # A fresh model loaded from the file predicts exactly like the trained one.
     model = uisrnn.UISRNN(model_args)
-    model.load(demo_args.saved_model)
+    model.load(saved_model)
 
     started = time.perf_counter()
     predictions = uisrnn.parallel_predict(model, test_sequences, inference_args,
@@ -71,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(" ".join(map(str, predicted)))
         print("-" * 80)
     result_file = None if demo_args.result_file == "none" else demo_args.result_file
+    if result_file == "auto":  # the library's file name, in OUT_DIR
+        from unspeech.uisrnn.utils import result_file_name
+
+        result_file = os.path.join(demo_args.out_dir, result_file_name(model_args))
     print("Finished diarization experiment")
     print(uisrnn.output_result(model_args, training_args, test_record, filename=result_file))
     return 0

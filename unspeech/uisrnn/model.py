@@ -193,7 +193,8 @@ class UISRNN:
         _check_training_args(args)
         if isinstance(train_sequences, np.ndarray):
             if self.estimate_transition_bias:
-                self.logger.warning("fit() got one concatenated sequence; its transition bias counts "
+                # the library's own usage (its demo and toy data): said at debug level, the docstring explains
+                self.logger.debug("fit() got one concatenated sequence; its transition bias counts "
                                     "changes at the joins too. Pass a list of sequences to estimate "
                                     "it per sequence.")
             sequences, label_lists, per_sequence = [train_sequences], [train_cluster_ids], False

@@ -268,6 +268,11 @@ def estimate_transition_bias(cluster_ids: Iterable[Sequence[Hashable]], smooth: 
     return changes / denominator, denominator
 
 
+def result_file_name(model_args) -> str:
+    """The library's summary file name for these model options: ``layer_<hidden>_<depth>_<dropout>_result.txt``."""
+    return f"layer_{model_args.rnn_hidden_size}_{model_args.rnn_depth}_{model_args.rnn_dropout:.1f}_result.txt"
+
+
 def output_result(model_args, training_args, test_record, filename: str | None = "auto") -> str:
     """Summarize an experiment: the main options and the per-sequence accuracies.
 
@@ -302,8 +307,7 @@ def output_result(model_args, training_args, test_record, filename: str | None =
     lines += [f"    {acc:.6f}" for acc in accuracies]
     text = "\n".join(lines) + "\n" + "=" * 80 + "\n"
     if filename == "auto":
-        filename = (f"layer_{model_args.rnn_hidden_size}_{model_args.rnn_depth}_"
-                    f"{model_args.rnn_dropout:.1f}_result.txt")
+        filename = result_file_name(model_args)
     if filename:
         with open(filename, "a", encoding="utf-8") as handle:
             handle.write(text)
