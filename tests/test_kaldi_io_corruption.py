@@ -367,10 +367,11 @@ def test_temporaries_of_killed_writers_are_removed_on_the_next_write(tmp_path):
     stale = tmp_path / f".f.ark.{host}-{int(gone.stdout)}.abc123.tmp"  # a killed writer's half-written ark
     live = tmp_path / f".f.ark.{host}-{os.getpid()}.def456.tmp"  # a writer still at work
     other = tmp_path / ".f.ark.otherhost-1.ghi789.tmp"  # another machine's (shared folder)
-    for p in (stale, live, other):
+    nested = tmp_path / f".{stale.name}.{host}-{int(gone.stdout)}.jkl012.tmp"  # its writer's own temporary
+    for p in (stale, live, other, nested):
         p.write_bytes(b"x" * 100)
     kaldi_io.write_mats(tmp_path / "f.ark", _corpus(1), tmp_path / "f.scp")
-    assert not stale.exists() and live.exists() and other.exists()
+    assert not stale.exists() and not nested.exists() and live.exists() and other.exists()
     assert kaldi_io.readScp(tmp_path / "f.scp")[0] == [u for u, _ in _corpus(1)]
 
 

@@ -33,8 +33,10 @@ def _remove_stale_temporaries(path: Path) -> None:
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+            # with the temporaries of its own temporaries (a writer that writes through atomic_path)
+            for stale in [tmp, *tmp.parent.glob(f".{glob.escape(tmp.name)}.*.tmp")]:
+                with contextlib.suppress(FileNotFoundError):
+                    stale.unlink()
         except OSError:  # alive, under another user
             pass
 
