@@ -68,20 +68,25 @@ def embed_2d(vectors: np.ndarray, method: str = "auto", random_state: int | None
 
     Parameters
     ----------
-    method : {"auto", "tsne", "pca"}
-        ``auto``: t-SNE for at most :data:`TSNE_MAX_POINTS` points, PCA beyond.
+    method : {"auto", "tsne", "pca", "umap"}
+        ``auto``: t-SNE for at most :data:`TSNE_MAX_POINTS` points, PCA beyond. ``umap`` needs
+        umap-learn (fitted on at most 100k seeded rows, applied to all).
 
     Returns
     -------
     points : ndarray of shape (n, 2), float64
     used : str
-        The method actually used (``"t-SNE"`` or ``"PCA"``).
+        The method actually used (``"t-SNE"``, ``"PCA"`` or ``"UMAP"``).
     """
     X = np.asarray(vectors, dtype=np.float64)
-    if method not in ("auto", "tsne", "pca"):
-        raise ConfigError(f"`method` must be auto, tsne or pca. Received: method={method!r}")
+    if method not in ("auto", "tsne", "pca", "umap"):
+        raise ConfigError(f"`method` must be auto, tsne, pca or umap. Received: method={method!r}")
     if X.shape[1] <= 2:
         return np.pad(X, ((0, 0), (0, 2 - X.shape[1]))), "identity"
+    if method == "umap":
+        from unspeech.cluster.large import reduce_dimensions
+
+        return reduce_dimensions(X, 2, method="umap", random_state=random_state)[0], "UMAP"
     if method == "tsne" or (method == "auto" and len(X) <= TSNE_MAX_POINTS):
         from sklearn.manifold import TSNE
 

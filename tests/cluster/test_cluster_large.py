@@ -185,3 +185,74 @@ def test_hdbscan_private_functions_are_pinned_and_behave():
         assert abs(np.mean(public.labels_ < 0) - np.mean(large.labels_ < 0)) <= 0.02
     tree = label(np.array([[0, 1, 1.0], [1, 2, 2.0]]))
     np.testing.assert_allclose(tree, [[0, 1, 1.0, 2], [3, 2, 2.0, 3]])
+
+
+class _FakeUMAP:
+    """Stands in for umap.UMAP (the real one takes minutes to JIT-compile): a seeded random projection."""
+
+    instances: list = []
+
+    def __init__(self, n_components, n_neighbors, min_dist, random_state):
+        self.n_components, self.random_state = n_components, random_state
+        _FakeUMAP.instances.append(self)
+
+    def fit(self, X):
+        rng = np.random.default_rng(self.random_state)
+        self.proj_ = rng.standard_normal((X.shape[1], self.n_components))
+        self.fit_rows_ = len(X)
+        self.embedding_ = X @ self.proj_
+        return self
+
+    def transform(self, X):
+        return X @ self.proj_
+
+
+def test_reduce_flag_pca_umap_none(harder, monkeypatch):
+    import sys
+    import types
+
+    X, y = harder
+    none = LargeHDBSCANClusterer(reduce="none", n_components=8, random_state=0).fit(X)
+    assert none.pca_ is None and none.explained_variance_ == 1.0
+    monkeypatch.setitem(sys.modules, "umap", types.SimpleNamespace(UMAP=_FakeUMAP))
+    _FakeUMAP.instances.clear()
+    fake = LargeHDBSCANClusterer(reduce="umap", n_components=8, pca_fit_size=300, random_state=7).fit(X)
+    (model,) = _FakeUMAP.instances
+    assert model.random_state == 7 and model.n_components == 8 and model.fit_rows_ == 300
+    assert np.isnan(fake.explained_variance_) and fake.labels_.shape == (len(X),)
+    from unspeech.plots import embed_2d
+
+    points, used = embed_2d(X, "umap", random_state=3)  # the picture of a large set uses the same projection
+    assert used == "UMAP" and points.shape == (len(X), 2) and _FakeUMAP.instances[-1].random_state == 3
+    with pytest.raises(ConfigError, match="--reduce must be one of pca, umap, none"):
+        LargeHDBSCANClusterer(reduce="tsne").fit(X)
+    monkeypatch.setitem(sys.modules, "umap", None)  # not installed
+    with pytest.raises(ConfigError, match=r"--reduce umap needs umap-learn.*unspeech\[umap\]"):
+        LargeHDBSCANClusterer(reduce="umap").fit(X)
+
+
+def test_reduce_and_search_flags_reach_the_large_path(tmp_path, monkeypatch):
+    import argparse
+    import sys
+
+    from unspeech.cluster import pipeline
+    from unspeech.cluster.options import ClusterOptions
+    from unspeech.cluster.vectors import write_vectors_npz
+    from unspeech.commands.cluster import add_arguments
+
+    X, y = make_speaker_vectors(6, 12, 40, speaker_rank=6, noise=0.3, random_state=5)
+    write_vectors_npz(tmp_path / "v.npz", [f"u{i}" for i in range(len(y))], X)
+    monkeypatch.setattr(pipeline, "LARGE_INPUT_SIZE", 50)
+    report = pipeline.cluster_speakers(ClusterOptions(input_ark=str(tmp_path / "v.npz"), reduce="none",
+                                                      neighbor_search="hnsw"))
+    assert report.grid.model.reduce == "none" and report.grid.model.neighbor_search == "hnsw"
+    assert adjusted_rand_score(y, report.grid.raw_labels) >= 0.95
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["-i", "v.ark", "--reduce_dims", "8", "--reduce", "none", "--neighbor_search", "exact"])
+    assert (args.pca_dims, args.reduce, args.neighbor_search) == ("8", "none", "exact")
+    monkeypatch.setitem(sys.modules, "umap", None)
+    with pytest.raises(ConfigError, match="--reduce umap needs umap-learn"):
+        pipeline.cluster_speakers(ClusterOptions(input_ark=str(tmp_path / "v.npz"), reduce="umap"))
+    with pytest.raises(ConfigError, match="--neighbor-search must be"):
+        pipeline.cluster_speakers(ClusterOptions(input_ark=str(tmp_path / "v.npz"), neighbor_search="annoy"))

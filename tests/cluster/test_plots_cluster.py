@@ -16,8 +16,8 @@ def test_embed_2d_methods(monkeypatch):
     assert plots.embed_2d(X[:, :2])[1] == "identity"
     monkeypatch.setattr(plots, "TSNE_MAX_POINTS", 50)  # auto: PCA above the t-SNE limit
     assert plots.embed_2d(X, "auto")[1] == "PCA"
-    with pytest.raises(ConfigError, match="`method` must be auto, tsne or pca"):
-        plots.embed_2d(X, "umap")
+    with pytest.raises(ConfigError, match="`method` must be auto, tsne, pca or umap"):
+        plots.embed_2d(X, "isomap")
 
 
 @pytest.mark.slow

@@ -42,7 +42,7 @@ from unspeech.cluster.algorithms import _check_points, _check_positive_int, _cou
 from unspeech.cluster.neighbors import SEARCH_METHODS, knn_graph
 from unspeech.errors import ConfigError, DataError
 
-__all__ = ["LargeHDBSCANClusterer", "reduce_dimensions", "mutual_reachability_mst", "LARGE_INPUT_SIZE"]
+__all__ = ["LargeHDBSCANClusterer", "reduce_dimensions", "mutual_reachability_mst", "LARGE_INPUT_SIZE", "REDUCE_METHODS"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,37 +50,70 @@ LARGE_INPUT_SIZE = 20000
 """From this many utterances on, the command line uses the large path by default."""
 
 
+REDUCE_METHODS = ("pca", "umap", "none")
+
+
+def _umap():
+    try:
+        import umap
+    except ImportError as err:
+        raise ConfigError(
+            "--reduce umap needs umap-learn (about 200 MB with numba): pip install 'unspeech[umap]' "
+            "(or pip install umap-learn), or use --reduce pca"
+        ) from err
+    return umap
+
+
 def reduce_dimensions(
     X: np.ndarray,
     n_components: int,
     *,
+    method: str = "pca",
     fit_size: int = 100000,
     random_state: int | None = None,
     chunk: int = 1 << 16,
 ):
-    """Project ``(n, D)`` vectors onto their leading principal components.
+    """Project ``(n, D)`` vectors to ``n_components`` dims by PCA or UMAP.
 
-    The PCA basis is fitted on at most ``fit_size`` randomly chosen rows (a seeded subsample
-    estimates a 100-dim covariance very well) and applied to all rows in chunks.
+    The projection is fitted on at most ``fit_size`` randomly chosen rows (a seeded subsample
+    estimates a 100-dim covariance very well; UMAP's graph of 100k points already has the
+    speakers' structure) and applied to all rows in chunks.
+
+    Parameters
+    ----------
+    method : {"pca", "umap"}
+        ``umap`` needs umap-learn (``pip install 'unspeech[umap]'``): ``UMAP(n_neighbors=15,
+        min_dist=0)``, the density-keeping setting the UMAP + HDBSCAN recipe uses.
 
     Returns
     -------
     Z : ndarray of shape (n, n_components), float64
-    pca : sklearn.decomposition.PCA
-        The fitted projection (``explained_variance_ratio_`` tells how much was kept).
+    model : sklearn.decomposition.PCA or umap.UMAP
+        The fitted projection (a PCA's ``explained_variance_ratio_`` tells how much was kept).
     """
     from sklearn.decomposition import PCA
 
     n, dim = X.shape
+    if method not in ("pca", "umap"):
+        raise ConfigError(f"--reduce must be pca or umap to project vectors. Received: {method!r}")
     if not 1 <= n_components <= dim:
         raise ConfigError(f"`n_components` must be in [1, {dim}] for {dim}-dim vectors. Received: n_components={n_components}")
     rng = np.random.default_rng(random_state)
     sample = X if n <= fit_size else X[np.sort(rng.choice(n, size=fit_size, replace=False))]
-    pca = PCA(n_components=n_components, svd_solver="full").fit(np.asarray(sample, dtype=np.float64))
+    if method == "pca":
+        model = PCA(n_components=n_components, svd_solver="full").fit(np.asarray(sample, dtype=np.float64))
+    else:
+        seed = None if random_state is None else int(random_state) % (2**31)
+        model = _umap().UMAP(n_components=n_components, n_neighbors=15, min_dist=0.0, random_state=seed)
+        model.fit(np.asarray(sample, dtype=np.float32))
     Z = np.empty((n, n_components), dtype=np.float64)
     for start in range(0, n, chunk):
-        Z[start:start + chunk] = pca.transform(np.asarray(X[start:start + chunk], dtype=np.float64))
-    return Z, pca
+        rows = np.asarray(X[start:start + chunk], dtype=np.float64 if method == "pca" else np.float32)
+        if method == "umap" and sample is X:
+            Z[start:start + chunk] = model.embedding_[start:start + chunk]
+        else:
+            Z[start:start + chunk] = model.transform(rows)
+    return Z, model
 
 
 def mutual_reachability_mst(
@@ -208,8 +241,11 @@ class LargeHDBSCANClusterer(ClusterMixin, BaseEstimator):
     min_cluster_size, min_samples, cluster_selection_epsilon, cluster_selection_method,
     allow_single_cluster
         As in :class:`~unspeech.cluster.HDBSCANClusterer`.
+    reduce : {"pca", "umap", "none"}
+        The projection before the neighbour search (``umap`` needs umap-learn; ``none`` searches
+        the vectors as they are).
     n_components : int
-        Dimensions kept by PCA (no PCA when the vectors have at most this many).
+        Dimensions the projection keeps (no projection when the vectors have at most this many).
     n_neighbors : int
         Neighbours per point in the graph (at least ``min_samples``).
     neighbor_search : {"ivf", "hnsw", "exact"} or callable
@@ -230,9 +266,10 @@ class LargeHDBSCANClusterer(ClusterMixin, BaseEstimator):
     labels_ : ndarray of shape (n,), int64
     probabilities_ : ndarray of shape (n,), float64
     n_clusters_ : int
-    pca_ : sklearn.decomposition.PCA or None
+    pca_ : sklearn.decomposition.PCA, umap.UMAP or None
+        The fitted projection (the name is older than ``reduce``).
     explained_variance_ : float
-        Fraction of the variance the projection kept (1.0 without PCA).
+        Fraction of the variance PCA kept (1.0 without projection, NaN for UMAP).
     n_graph_components_ : int
         Groups the kNN graph did not connect.
     single_linkage_tree_ : ndarray of shape (n - 1, 4)
@@ -244,6 +281,7 @@ class LargeHDBSCANClusterer(ClusterMixin, BaseEstimator):
         min_cluster_size: int = 5,
         min_samples: int | None = None,
         n_components: int = 16,
+        reduce: str = "pca",
         n_neighbors: int = 10,
         neighbor_search="ivf",
         nlist: int | None = None,
@@ -258,6 +296,7 @@ class LargeHDBSCANClusterer(ClusterMixin, BaseEstimator):
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
         self.n_components = n_components
+        self.reduce = reduce
         self.n_neighbors = n_neighbors
         self.neighbor_search = neighbor_search
         self.nlist = nlist
@@ -291,12 +330,18 @@ class LargeHDBSCANClusterer(ClusterMixin, BaseEstimator):
                 f"HDBSCAN: fewer utterances ({X.shape[0]}) than min_cluster_size={self.min_cluster_size}; "
                 "lower --hdbscan_min_cluster_sizes or give more data"
             )
-        if X.shape[1] > self.n_components:
-            Z, self.pca_ = reduce_dimensions(X, self.n_components, fit_size=self.pca_fit_size, random_state=self.random_state)
-            self.explained_variance_ = float(self.pca_.explained_variance_ratio_.sum())
-            logger.info(
-                "PCA %d -> %d dims keeps %.1f%% of the variance", X.shape[1], self.n_components, 100 * self.explained_variance_
-            )
+        if self.reduce not in REDUCE_METHODS:
+            raise ConfigError(f"--reduce must be one of {', '.join(REDUCE_METHODS)}. Received: {self.reduce!r}")
+        if self.reduce != "none" and X.shape[1] > self.n_components:
+            Z, self.pca_ = reduce_dimensions(X, self.n_components, method=self.reduce, fit_size=self.pca_fit_size,
+                                             random_state=self.random_state)
+            if self.reduce == "pca":
+                self.explained_variance_ = float(self.pca_.explained_variance_ratio_.sum())
+                logger.info("PCA %d -> %d dims keeps %.1f%% of the variance", X.shape[1], self.n_components,
+                            100 * self.explained_variance_)
+            else:
+                self.explained_variance_ = float("nan")
+                logger.info("UMAP %d -> %d dims", X.shape[1], self.n_components)
         else:
             Z, self.pca_, self.explained_variance_ = np.asarray(X, dtype=np.float64), None, 1.0
         min_samples = self.min_cluster_size if self.min_samples is None else self.min_samples

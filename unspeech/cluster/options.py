@@ -44,6 +44,8 @@ class ClusterOptions:
     max_clusters: int | None = None
     metric: str = "euclidean"
     pca_dims: str = "auto"
+    reduce: str = "pca"
+    neighbor_search: str = "ivf"
     n_jobs: int = 1
     outliers: str = "nearest"
     random_seed: int = 42

@@ -139,8 +139,16 @@ def _check_common(opts: ClusterOptions) -> None:
         from unspeech.plots import check_image_path
 
         check_image_path(opts.plot)
-    if opts.plot_method not in ("auto", "tsne", "pca"):
-        raise ConfigError(f"--plot-method must be auto, tsne or pca. Received: {opts.plot_method!r}")
+    if opts.plot_method not in ("auto", "tsne", "pca", "umap"):
+        raise ConfigError(f"--plot-method must be auto, tsne, pca or umap. Received: {opts.plot_method!r}")
+    if opts.reduce not in ("pca", "umap", "none"):
+        raise ConfigError(f"--reduce must be pca, umap or none. Received: {opts.reduce!r}")
+    if opts.neighbor_search not in ("ivf", "hnsw", "exact"):
+        raise ConfigError(f"--neighbor-search must be ivf, hnsw or exact. Received: {opts.neighbor_search!r}")
+    if "umap" in (opts.reduce, opts.plot_method):
+        from unspeech.cluster.large import _umap
+
+        _umap()  # a missing umap-learn fails here, before any reading
 
 
 def _search_space(opts: ClusterOptions, n_utts: int, dim: int) -> tuple[str, dict, dict]:
@@ -163,7 +171,8 @@ def _search_space(opts: ClusterOptions, n_utts: int, dim: int) -> tuple[str, dic
                     f"--membership needs exact HDBSCAN, but {n_utts} utterances take the large-input path: "
                     "add --pca-dims 0 (slow for large inputs) or drop --membership"
                 )
-            return "hdbscan-large", grid, {**fixed, "n_components": pca, "random_state": seed}
+            return "hdbscan-large", grid, {**fixed, "n_components": pca, "random_state": seed, "reduce": opts.reduce,
+                                           "neighbor_search": opts.neighbor_search}
         return "hdbscan", grid, {**fixed, "metric": opts.metric}
     if algorithm == "dbscan":
         grid = {
@@ -352,7 +361,10 @@ def _figure_points(vectors: np.ndarray, opts: ClusterOptions) -> tuple[np.ndarra
 
     if opts.plot_method == "tsne" and len(vectors) > TSNE_MAX_POINTS:
         logger.warning("t-SNE of %d points will take long (auto switches to PCA above %d)", len(vectors), TSNE_MAX_POINTS)
-    return embed_2d(vectors, opts.plot_method, random_state=opts.random_seed)
+    method = opts.plot_method
+    if method == "auto" and len(vectors) > TSNE_MAX_POINTS and opts.reduce == "umap":
+        method = "umap"  # large sets are drawn with the projection they were clustered on
+    return embed_2d(vectors, method, random_state=opts.random_seed)
 
 
 def _membership(result: GridResult, speakers: list[str]):

@@ -67,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="figure file (.png, .pdf, ...): 2-D map by cluster (and by gold speaker) + cluster sizes; "
                     "DET curve in samedifferent mode")
     io.add_argument("--plot-method", "--plot_method", dest="plot_method", default=_D.plot_method,
-                    choices=("auto", "tsne", "pca"), help="2-D map: t-SNE up to 20k points, PCA beyond (auto)")
+                    choices=("auto", "tsne", "pca", "umap"),
+                    help="2-D map: t-SNE up to 20k points, beyond that the --reduce projection (PCA or UMAP) (auto)")
     vec = parser.add_argument_group("vectors")
     vec.add_argument("--pooling", default=_D.pooling, choices=("mean", "mean+std"),
                      help="frame-level inputs: average over frames (default) or mean and standard deviation")
@@ -104,9 +105,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="spectral: most clusters the eigen-gap may choose")
     alg.add_argument("--metric", default=_D.metric,
                      help="distance: clustering metric, and samedifferent scoring (euclidean, cosine, manhattan)")
-    alg.add_argument("--pca-dims", "--pca_dims", dest="pca_dims", default=_D.pca_dims,
-                     help="the large-input path: PCA to this many dims, then HDBSCAN over a k-nearest-neighbour "
-                     "graph; auto (default): 16 dims from 20,000 utterances on; 0: exact HDBSCAN on all dims")
+    alg.add_argument("--pca-dims", "--pca_dims", "--reduce-dims", "--reduce_dims", dest="pca_dims", default=_D.pca_dims,
+                     help="the large-input path: reduce (--reduce) to this many dims, then HDBSCAN over a k-nearest-"
+                     "neighbour graph; auto (default): 16 dims from 20,000 utterances on; 0: exact HDBSCAN on all dims")
+    alg.add_argument("--reduce", default=_D.reduce, choices=("pca", "umap", "none"),
+                     help="the large-input path's projection, also used for the picture of large sets: pca (default), "
+                     "umap (pip install 'unspeech[umap]'), none (search all dims)")
+    alg.add_argument("--neighbor-search", "--neighbor_search", dest="neighbor_search", default=_D.neighbor_search,
+                     choices=("ivf", "hnsw", "exact"),
+                     help="the large-input path's faiss index: ivf (default), hnsw, exact (brute force, quadratic)")
     alg.add_argument("--jobs", dest="n_jobs", type=int, default=_D.n_jobs,
                      help="parallel jobs for neighbour searches (HDBSCAN core distances, the large path, DBSCAN); "
                      "-1 = all cores; default 1")
