@@ -331,7 +331,9 @@ def _write_conversation_tables(out: Path, wav_scp: dict, rttm: list, uem: dict, 
     datadir.write_wav_scp(out / "wav.scp", datadir.kaldi_wav_scp(wav_scp, plain_paths=plain_audio_paths,
                                                                  absolute=absolute_paths))
     datadir.write_table(out / "reco2dur", {conv: f"{max(end for _, end in spans):.3f}" for conv, spans in uem.items()})
-    datadir.write_table(out / "utt2dur", {utt: f"{seg.end - seg.start:.3f}" for utt, seg in segments.items()})
+    # from the times as the segments file holds them (3 decimals), as Kaldi's get_utt2dur.sh computes it
+    datadir.write_table(out / "utt2dur", {utt: f"{round(seg.end, 3) - round(seg.start, 3):.3f}"
+                                          for utt, seg in segments.items()})
     datadir.write_rttm(out / "rttm", rttm)
     datadir.write_uem(out / "uem", uem)
     datadir.write_segments(out / "segments", segments)
