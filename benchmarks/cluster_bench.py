@@ -251,19 +251,20 @@ def child(args: argparse.Namespace) -> None:
             from unspeech.cluster import LargeHDBSCANClusterer
             from unspeech.cluster.large import reduce_dimensions
 
-            # the search runs once, timed on its own; the fit then reuses its graph (same PCA seed)
+            # PCA and the search run once, the search timed on its own; the fit then takes the
+            # projected points (reduce="none") and the search's graph
             k = 11  # n_neighbors=10 plus the point itself
             Z, _ = reduce_dimensions(X, args.pca_dims, random_state=args.seed)
+            del X
             t0 = time.perf_counter()
             graph = _search(args.search, Z, k, args)
             extra["search_seconds"] = time.perf_counter() - t0
             extra.update(_neighbour_recall(Z, graph, k, args))
-            del Z
             model = LargeHDBSCANClusterer(
-                min_cluster_size=args.min_cluster_size, min_samples=args.min_samples, n_components=args.pca_dims,
-                core_dist_n_jobs=args.jobs, random_state=args.seed, neighbor_search=lambda Z, kk: graph,
+                min_cluster_size=args.min_cluster_size, min_samples=args.min_samples, reduce="none",
+                core_dist_n_jobs=args.jobs, random_state=args.seed, neighbor_search=lambda points, kk: graph,
             )
-            model.fit(X)
+            model.fit(Z)
             extra["recall_seconds"] = extra.pop("_recall_seconds")
         seconds = time.perf_counter() - start - extra.get("recall_seconds", 0.0)
         cpu = time.process_time() - cpu_start
