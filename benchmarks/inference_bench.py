@@ -6,7 +6,8 @@ Prints, from one run on this machine:
 1. **Throughput** of the embedding towers, windows per second, ONNX Runtime vs TensorFlow
    (Keras) on the same random windows in batches of 256 (gen-feat's and the diarizer's batch
    size): the bundled model (BaselineDnn W=32) and Vgg16big with W=64 (random weights; speed does
-   not depend on them). Target ratio >= 2x, stretch 5x.
+   not depend on them); also the bundled model's opt-in int8 file (``--runtime onnx-int8``).
+   Target ratio >= 2x, stretch 5x.
 2. **Whole-command wall time** of ``unspeech diarize`` (a fresh process: imports, model load,
    audio, everything) on a 30 s recording, default runtime vs ``--runtime keras``; target <= 2 s.
    With ``--hour``, also on a one-hour recording (the demo conversations repeated).
@@ -60,18 +61,21 @@ def _vgg_run(tmp: Path) -> Path:
     return run
 
 
-def bench_throughput(repeats: int) -> list[tuple[str, float, float]]:
-    from unspeech.context.towers import load_towers
+def bench_throughput(repeats: int) -> list[tuple[str, float, float, float | None]]:
+    """(name, ONNX float32, TensorFlow, ONNX int8 or None) windows/s."""
+    from unspeech.context.towers import INT8_NAME, load_towers
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, run, n in (("bundled BaselineDnn W=32", BUNDLED, 20000), ("Vgg16big W=64", _vgg_run(Path(tmp)), 1024)):
             onnx = load_towers(run, runtime="onnx", batch_size=256)
             keras = load_towers(run, runtime="keras", batch_size=256)
+            int8 = load_towers(run, runtime="onnx-int8") if (Path(run) / INT8_NAME).is_file() else None
             c = onnx.config
             windows = np.random.default_rng(0).normal(0.0, 1.0, (n, c.window_length, c.feat_size)).astype(np.float32)
             np.testing.assert_allclose(onnx.embed(windows[:64]), keras.embed(windows[:64]), atol=1e-4, rtol=0)
-            rows.append((name, _throughput(onnx, windows, repeats), _throughput(keras, windows, repeats)))
+            rows.append((name, _throughput(onnx, windows, repeats), _throughput(keras, windows, repeats),
+                         None if int8 is None else _throughput(int8, windows, repeats)))
     return rows
 
 
@@ -164,10 +168,12 @@ def main() -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     print(f"# inference_bench on {os.cpu_count()} cores\n")
-    print("| towers, batches of 256 | ONNX Runtime windows/s | TensorFlow windows/s | ratio |")
-    print("|---|---|---|---|")
-    for name, light, heavy in bench_throughput(args.repeats):
-        print(f"| {name} | {light:,.0f} | {heavy:,.0f} | {light / heavy:.1f}x |")
+    print("| towers, batches of 256 | ONNX Runtime windows/s | TensorFlow windows/s | ratio "
+          "| ONNX int8 (`--runtime onnx-int8`) windows/s | ratio to TensorFlow |")
+    print("|---|---|---|---|---|---|")
+    for name, light, heavy, int8 in bench_throughput(args.repeats):
+        quantized = "-" if int8 is None else f"{int8:,.0f} | {int8 / heavy:.1f}x"
+        print(f"| {name} | {light:,.0f} | {heavy:,.0f} | {light / heavy:.1f}x | {quantized} |")
     print("\n| `unspeech diarize`, whole command | default (ONNX Runtime) | `--runtime keras` | ratio | same RTTM |")
     print("|---|---|---|---|---|")
     for label, light, heavy, same in bench_diarize(args.hour, args.repeats):

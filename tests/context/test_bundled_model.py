@@ -137,3 +137,16 @@ def test_shipped_onnx_is_current_and_equals_the_checkpoint(bundled):
     windows = np.stack([feats[i:i + config.window_length] for i in range(0, 200, 20)])
     for tower in ("target", "context"):
         np.testing.assert_allclose(towers.embed(windows, tower), embed_windows(model, windows, tower=tower), atol=1e-4, rtol=0)
+
+
+def test_shipped_int8_model_is_current_and_close():
+    """model.int8.onnx (--runtime onnx-int8) comes from the same checkpoint and stays close to float32."""
+    from unspeech.context.towers import latest_checkpoint_name, load_towers, onnx_checkpoint_name
+
+    assert onnx_checkpoint_name(MODEL / "model.int8.onnx") == latest_checkpoint_name(MODEL)
+    exact, quantized = load_towers(MODEL, runtime="onnx"), load_towers(MODEL, runtime="onnx-int8")
+    feats = next(kaldi_io.iter_mats(str(DEMO / "feats.ark")))[1]
+    windows = np.stack([feats[i:i + 32] for i in range(0, len(feats) - 32, 8)])
+    a, b = exact.embed(windows), quantized.embed(windows)
+    cos = np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert cos.min() > 0.99

@@ -121,3 +121,24 @@ def test_missing_tensorflow_for_a_run_without_onnx_says_which_extra(tmp_path):
     proc = run_python_without_tf(f"from unspeech.context.towers import load_towers\nload_towers({run!r})")
     assert proc.returncode != 0
     assert "unspeech export" in proc.stderr and "unspeech[train]" in proc.stderr
+
+
+def test_int8_export_is_close_and_opt_in(tmp_path):
+    """`unspeech export RUN --int8` adds model.int8.onnx; only --runtime onnx-int8 uses it."""
+    from unspeech.cli import main
+
+    run = _run_with_random_weights(tmp_path, "BaselineDnn", batch_normalization=True)
+    assert main(["export", run, "--int8", "-o", str(tmp_path / "x.onnx")]) == 1  # --int8 writes next to model.onnx
+    with pytest.raises(ConfigError, match="has no model.int8.onnx"):
+        load_towers(run, runtime="onnx-int8")
+    assert main(["export", run, "--int8", "--quiet"]) == 0
+    assert os.path.isfile(os.path.join(run, "model.int8.onnx"))
+    assert load_towers(run).runtime == "onnx"  # auto never picks the quantized file
+    exact, quantized = load_towers(run, runtime="onnx"), load_towers(run, runtime="onnx-int8")
+    assert quantized.runtime == "onnx-int8"
+    rng = np.random.default_rng(2)
+    for tower, length in (("target", 12), ("context", 8)):
+        windows = rng.normal(0.0, 1.0, (32, length, 6)).astype(np.float32)
+        a, b = exact.embed(windows, tower), quantized.embed(windows, tower)
+        cos = np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+        assert cos.min() > 0.98 and not np.array_equal(a, b)

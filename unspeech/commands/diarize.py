@@ -29,7 +29,7 @@ logger = logging.getLogger("unspeech.diarize")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from unspeech.command_parser import set_brief
-
+    from unspeech.context.towers import RUNTIMES
     from unspeech.diarize.clustering import COUNT_RULES
     from unspeech.diarize.outputs import OUTPUT_FORMATS
     from unspeech.diarize.pipeline import BACKENDS
@@ -45,9 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="context model: a training run directory, the name of a bundled model, or 'stats' "
                              "(windowed fbank statistics, a model-free baseline); default: the bundled model "
                              "(unspeech_dnn_w32_libri200, through ONNX Runtime)")
-    parser.add_argument("--runtime", choices=("auto", "onnx", "keras"), default="auto",
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
                         help="runtime of the context model: auto (default: MODEL/model.onnx through ONNX Runtime when it "
-                             "matches the latest checkpoint, else TensorFlow), onnx, or keras (TensorFlow, the train extra)")
+                             "matches the latest checkpoint, else TensorFlow), onnx, onnx-int8 (MODEL/model.int8.onnx "
+                             "of `unspeech export --int8`: faster, not bit-equal) or keras (TensorFlow, the train extra)")
     parser.add_argument("--step", type=int, default=10, help="frames between embeddings (default 10 = 100 ms)")
     parser.add_argument("--num_speakers", "--num-speakers", type=int, help="exact number of speakers")
     parser.add_argument("--min_speakers", "--min-speakers", type=int, help="at least this many speakers")

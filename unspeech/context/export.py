@@ -64,7 +64,7 @@ class GenFeatOptions:
     num_jobs: int = _opt(0, "Number of splits for --job / --merge.")
     merge: bool = _opt(False, "Merge PREFIX.1..N.scp of --num_jobs jobs into PREFIX.scp (input order) and stop.")
     nj: int = _opt(1, "Run this many local processes (split + merge).")
-    runtime: str = _opt("auto", "Model runtime: auto (RUN/model.onnx through ONNX Runtime when it matches the latest checkpoint, else TensorFlow), onnx or keras.", ("auto", "onnx", "keras"))
+    runtime: str = _opt("auto", "Model runtime: auto (RUN/model.onnx through ONNX Runtime when it matches the latest checkpoint, else TensorFlow), onnx, onnx-int8 (RUN/model.int8.onnx of `unspeech export --int8`: faster, not bit-equal) or keras.", ("auto", "onnx", "onnx-int8", "keras"))
     hop_size: int = _opt(1, "Kept so that old command lines parse; only 1 is accepted (the row period is --genfeat_stride).")
     quiet: bool = _opt(False, "No progress bar.")
 
@@ -333,6 +333,8 @@ def _gen_feat(run_dir: str, filelist: str, opts: GenFeatOptions, given: dict[str
     # the folder's ivector_period / final.ie.id are checked before any work (see ivector_dir)
     period = None if opts.generate_speaker_vectors else (1 if opts.kaldi_normalize_to_input_length else opts.genfeat_stride)
     ident = ivector_dir.model_id(run_dir, opts.checkpoint) if opts.output_feat_file else ""
+    if ident and opts.runtime == "onnx-int8":
+        ident += "-int8"  # other numbers than the float model's: Kaldi must not mix the two
     if period is not None and opts.output_feat_file:
         ivector_dir.check_folder(opts.output_feat_file, period, ident)
     from unspeech.context.embed import FrameEmbedder, speaker_vector
