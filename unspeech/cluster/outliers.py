@@ -55,15 +55,19 @@ def resolve_outliers(labels: np.ndarray, policy: str = "nearest", vectors: np.nd
     clustered = np.flatnonzero(~noise)
     if clustered.size == 0:
         return out
+    from scipy.sparse import csr_matrix
+
     ids, inverse = np.unique(out[clustered], return_inverse=True)
-    vecs = np.asarray(vectors, dtype=np.float64)
-    sums = np.zeros((ids.size, vecs.shape[1]))
-    np.add.at(sums, inverse, vecs[clustered])
+    vecs = np.asarray(vectors)
+    # per-cluster sums as one sparse (k, n) x (n, D) product in float64 (np.add.at took 6 s and a
+    # float64 copy of all vectors at a million utterances)
+    member = csr_matrix((np.ones(clustered.size), (inverse, np.arange(clustered.size))), shape=(ids.size, clustered.size))
+    sums = np.asarray(member @ vecs[clustered], dtype=np.float64)
     centroids = sums / np.bincount(inverse, minlength=ids.size)[:, None]
     noisy = np.flatnonzero(noise)
     c_sq = (centroids**2).sum(axis=1)
     for start in range(0, noisy.size, 4096):
-        rows = vecs[noisy[start:start + 4096]]
+        rows = np.asarray(vecs[noisy[start:start + 4096]], dtype=np.float64)
         # squared distance up to the per-row constant |x|^2
         dist = c_sq[None, :] - 2.0 * rows @ centroids.T
         out[noisy[start:start + 4096]] = ids[np.argmin(dist, axis=1)]
