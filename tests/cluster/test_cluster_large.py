@@ -256,3 +256,22 @@ def test_reduce_and_search_flags_reach_the_large_path(tmp_path, monkeypatch):
         pipeline.cluster_speakers(ClusterOptions(input_ark=str(tmp_path / "v.npz"), reduce="umap"))
     with pytest.raises(ConfigError, match="--neighbor-search must be"):
         pipeline.cluster_speakers(ClusterOptions(input_ark=str(tmp_path / "v.npz"), neighbor_search="annoy"))
+
+
+def test_batched_group_links_are_the_exact_smallest_mutual_reachability():
+    from unspeech.cluster.large import _dense_links
+
+    rng = np.random.default_rng(0)
+    group = np.repeat(np.arange(30), rng.integers(1, 40, 30))
+    rng.shuffle(group)
+    Z, core = rng.standard_normal((group.size, 4)), rng.random(group.size)
+    order = np.argsort(group, kind="stable")
+    starts = np.searchsorted(group[order], np.arange(30))
+    sizes = np.diff(np.append(starts, len(order)))
+    pairs = np.array([(a, b) for a in range(30) for b in range(a + 1, 30)])
+    links = np.empty((len(pairs), 3))
+    _dense_links(Z, core, order, starts, sizes, pairs, np.arange(len(pairs)), links, batch_cells=5000)  # many batches
+    for (a, b), (i, j, w) in zip(pairs, links):
+        pa, pb = np.flatnonzero(group == a), np.flatnonzero(group == b)
+        reach = np.maximum(np.linalg.norm(Z[pa][:, None] - Z[pb][None], axis=2), np.maximum(core[pa][:, None], core[pb][None]))
+        assert w == pytest.approx(reach.min()) and group[int(i)] == a and group[int(j)] == b

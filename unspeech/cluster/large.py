@@ -184,10 +184,10 @@ def _join_groups(Z: np.ndarray, core: np.ndarray, group: np.ndarray, n_groups: i
     """Edges that join the groups the kNN graph left apart, approximating exact HDBSCAN's links.
 
     Each group is linked to the groups with the ``n_candidates`` nearest centroids by the
-    smallest mutual reachability distance between their points (exact over all point pairs when
-    the two sizes multiply to at most ``dense_limit``; otherwise every point of the smaller group
-    queries a KD-tree of the larger one); a spanning tree over the groups keeps the cheapest
-    links. Groups still apart after that are chained at ``2 * top``.
+    smallest mutual reachability distance between their points (exact over all point pairs,
+    batched, when both groups have at most ``sqrt(dense_limit)`` points; otherwise every point of
+    the smaller group queries a KD-tree of the larger one); a spanning tree over the groups keeps
+    the cheapest links. Groups still apart after that are chained at ``2 * top``.
     """
     from scipy.sparse import coo_matrix, csgraph
     from sklearn.neighbors import KDTree, NearestNeighbors
@@ -203,17 +203,13 @@ def _join_groups(Z: np.ndarray, core: np.ndarray, group: np.ndarray, n_groups: i
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
     trees: dict[int, KDTree] = {}
     links = np.empty((len(pairs), 3))
-    sq = np.einsum("ij,ij->i", Z, Z)
-    for row, (a, b) in enumerate(pairs):
+    width = max(1, int(np.sqrt(dense_limit)))
+    dense = (sizes[pairs[:, 0]] <= width) & (sizes[pairs[:, 1]] <= width)
+    if dense.any():
+        _dense_links(Z, core, order, starts, sizes, pairs, np.flatnonzero(dense), links)
+    for row in np.flatnonzero(~dense):
+        a, b = pairs[row]
         small, big = (a, b) if sizes[a] <= sizes[b] else (b, a)
-        if sizes[small] * sizes[big] <= dense_limit:
-            # small groups (speakers): every pair's mutual reachability by one BLAS product, exact
-            pa, pb = members[small], members[big]
-            d2 = sq[pa][:, None] - 2.0 * (Z[pa] @ Z[pb].T) + sq[pb][None, :]
-            reach = np.maximum(np.sqrt(np.maximum(d2, 0.0)), np.maximum(core[pa][:, None], core[pb][None, :]))
-            i, j = np.unravel_index(int(np.argmin(reach)), reach.shape)
-            links[row] = (pa[i], pb[j], reach[i, j])
-            continue
         if big not in trees:
             trees[big] = KDTree(Z[members[big]])
         dist, idx = trees[big].query(Z[members[small]], k=1)
@@ -233,6 +229,40 @@ def _join_groups(Z: np.ndarray, core: np.ndarray, group: np.ndarray, n_groups: i
         heads = np.array([members[np.flatnonzero(left == c)[0]][0] for c in range(n_left)])
         joined.append(np.column_stack([heads[:-1], heads[1:], np.full(n_left - 1, 2.0 * max(top, weights.max()))]))
     return np.vstack(joined)
+
+
+def _dense_links(Z, core, order, starts, sizes, pairs, rows, links, batch_cells: int = 1 << 22) -> None:
+    """Exact smallest mutual reachability link of every group pair in ``rows`` (both groups small),
+    batched: the pairs' members are padded to a common width and compared by batched BLAS products.
+    Writes ``(a, b, weight)`` into ``links[rows]``."""
+    rows = rows[np.argsort(np.maximum(sizes[pairs[rows, 0]], sizes[pairs[rows, 1]]), kind="stable")]
+    sq = np.einsum("ij,ij->i", Z, Z)
+    pos = 0
+    while pos < rows.size:
+        w = int(max(sizes[pairs[rows[pos], 0]], sizes[pairs[rows[pos], 1]]))
+        # grow the batch while its widest pair fits the cell budget (pairs are sorted by width)
+        end = pos + 1
+        while end < rows.size and (end - pos + 1) * max(w, int(sizes[pairs[rows[end]]].max())) ** 2 <= batch_cells:
+            w = max(w, int(sizes[pairs[rows[end]]].max()))
+            end += 1
+        chunk = rows[pos:end]
+        slot = np.arange(w)
+
+        def padded(groups):
+            valid = slot[None, :] < sizes[groups][:, None]
+            idx = order[np.minimum(starts[groups][:, None] + slot[None, :], len(order) - 1)]
+            return np.where(valid, idx, 0), valid
+
+        ia, va = padded(pairs[chunk, 0])
+        ib, vb = padded(pairs[chunk, 1])
+        d2 = sq[ia][:, :, None] - 2.0 * np.matmul(Z[ia], Z[ib].transpose(0, 2, 1)) + sq[ib][:, None, :]
+        reach = np.maximum(np.sqrt(np.maximum(d2, 0.0)), np.maximum(core[ia][:, :, None], core[ib][:, None, :]))
+        reach[~(va[:, :, None] & vb[:, None, :])] = np.inf
+        best = reach.reshape(len(chunk), -1).argmin(axis=1)
+        i, j = np.divmod(best, w)
+        pick = np.arange(len(chunk))
+        links[chunk] = np.column_stack([ia[pick, i], ib[pick, j], reach[pick, i, j]])
+        pos = end
 
 
 class LargeHDBSCANClusterer(ClusterMixin, BaseEstimator):
