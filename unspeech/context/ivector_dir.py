@@ -39,7 +39,6 @@ log = logging.getLogger("unspeech.gen_feat")
 
 PERIOD_NAME = "ivector_period"
 ID_NAME = "final.ie.id"
-_CKPT_LINE = re.compile(r'^model_checkpoint_path:\s*"(.*)"\s*$')
 
 
 def _checkpoint_index(run_dir: Path, checkpoint: str) -> Path | None:
@@ -50,12 +49,12 @@ def _checkpoint_index(run_dir: Path, checkpoint: str) -> Path | None:
     elif checkpoint:
         prefix = Path(checkpoint)
     else:
-        state = ckpt_dir / "checkpoint"
-        names = [m.group(1) for line in state.read_text(encoding="utf-8", errors="replace").splitlines()
-                 if (m := _CKPT_LINE.match(line.strip()))] if state.is_file() else []
-        if not names:
+        from unspeech.context.towers import latest_checkpoint_name
+
+        latest = latest_checkpoint_name(run_dir)
+        if latest is None:
             return None
-        prefix = ckpt_dir / os.path.basename(names[0])
+        prefix = ckpt_dir / latest
     index = Path(f"{prefix}.index")
     if not index.is_file():
         raise ConfigError(f"no checkpoint {prefix} in {run_dir} (its .index file is missing)")

@@ -67,8 +67,6 @@ class OnnxTowers:
     runtime : str, the name logs give it ("onnx", or "onnx-int8" for the quantized file)
     """
 
-    runtime = "onnx"
-
     def __init__(self, source: str | os.PathLike | bytes, config: ContextConfig, threads: int = 0,
                  runtime: str = "onnx"):
         self.runtime = runtime
