@@ -11,7 +11,9 @@
 #            per speaker (one TTS sentence is too short for a group of windows; across the joins the
 #            channel changes and the voice does not); the model is never told who speaks
 #   stage 3  train the context model (unsup_model_neg.py, fixed --max_steps, seed 1)
-#   stage 4  export: config.json + the final checkpoint + train.log + model.onnx into unspeech/models/$NAME
+#   stage 4  export: config.json + the final checkpoint + train.log + model.onnx into unspeech/models/$NAME,
+#            then fit the speaker head (unspeech train-head: every training item is a class of its own,
+#            its narrow-band copy shares its class; speed-perturbed copies are new voices, new classes)
 #   stage 5  evaluate on speakers it never heard: benchmarks/real_speech_bench.py (DER on real-voice
 #            conversations of the held-out speakers, utterance EER; next to fbank statistics and, when
 #            benchmarks/setup_peer_venv.sh was run, Resemblyzer d-vectors), DER on 20 held-out synthetic
@@ -136,7 +138,7 @@ fi
 if stage 4; then
     runs=("$WORK"/train/runs/*)
     run=${runs[-1]}
-    rm -rf "$MODEL/checkpoints" "$MODEL/config.json" "$MODEL/train.log" "$MODEL/model.onnx"  # MODEL_CARD.md stays
+    rm -rf "$MODEL/checkpoints" "$MODEL/config.json" "$MODEL/train.log" "$MODEL/model.onnx" "$MODEL/model.int8.onnx" "$MODEL/speaker_head.npz"  # MODEL_CARD.md stays
     mkdir -p "$MODEL/checkpoints"
     # config.json with repository-relative paths; the final checkpoint (model + optimizer state, so the
     # run can be resumed on the same corpus) and its state file, whose paths are relative to checkpoints/
@@ -151,7 +153,10 @@ EOF_PY
     cp "$run/checkpoints/$last".* "$MODEL/checkpoints/"
     printf 'model_checkpoint_path: "%s"\nall_model_checkpoint_paths: "%s"\n' "$last" "$last" > "$MODEL/checkpoints/checkpoint"
     grep -v "absl" "$run/train.log" > "$MODEL/train.log"
-    "$PYTHON" -m unspeech.cli export "$MODEL" --quiet  # the towers for ONNX Runtime (what the package runs)
+    "$PYTHON" -m unspeech.cli export "$MODEL" --int8 --quiet  # the towers for ONNX Runtime (+ the int8 copy)
+    # the speaker head: pseudo-labels = training items; a narrow-band copy keeps its source's class
+    awk '{ c = $1; sub(/^nb8k-/, "", c); print $1, c }' "$WORK/train.scp" > "$WORK/utt2class"
+    unspeech train-head "$MODEL" "$WORK/train.scp" --utt2class "$WORK/utt2class" --seed 0 --quiet
     du -sh "$MODEL"
 fi
 

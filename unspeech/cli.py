@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cluster": ("unspeech.commands.cluster", "cluster utterances into pseudo-speakers (same flags as cluster.py)"),
     "uisrnn": ("unspeech.commands.uisrnn", "train / apply the supervised UIS-RNN diarization stage"),
     "export": ("unspeech.commands.export", "write a run's towers to RUN/model.onnx (inference without TensorFlow)"),
+    "train-head": ("unspeech.commands.train_head", "fit a context model's speaker head (pseudo-labels, no speaker labels)"),
     "diarize": ("unspeech.commands.diarize", "audio in, RTTM out"),
     "score": ("unspeech.commands.score", "DER / JER of hypothesis RTTM against reference RTTM"),
 }

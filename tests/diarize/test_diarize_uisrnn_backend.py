@@ -14,7 +14,8 @@ def _rows_and_labels(conversations, rid):
     """Core embedding rows of a recording (as the diarizer computes them) and their reference speakers."""
     seen = {}
     src = datadir.read_wav_scp(conversations / "wav.scp")[rid]
-    Diarizer(num_speakers=2)(src, file_id=rid, hook=lambda step, artifact, **kw: seen.setdefault(step, artifact))
+    # UIS-RNN models are trained on the exported rows (gen_feat), which have no speaker head
+    Diarizer(num_speakers=2, speaker_head=False)(src, file_id=rid, hook=lambda step, artifact, **kw: seen.setdefault(step, artifact))
     rows, mask = seen["embeddings"], seen["speech"]
     ref = [t for t in datadir.read_rttm(conversations / "rttm") if t.file_id == rid]
     speaker = []

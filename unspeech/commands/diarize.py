@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="runtime of the context model: auto (default: MODEL/model.onnx through ONNX Runtime when it "
                              "matches the latest checkpoint, else TensorFlow), onnx, onnx-int8 (MODEL/model.int8.onnx "
                              "of `unspeech export --int8`: faster, not bit-equal) or keras (TensorFlow, the train extra)")
+    parser.add_argument("--no-speaker-head", "--no_speaker_head", dest="speaker_head", action="store_false",
+                        help="cluster the context model's own rows, not those of its speaker head (MODEL/speaker_head.npz, "
+                             "used by default when the model has one; `unspeech train-head` fits one)")
     parser.add_argument("--step", type=int, default=10, help="frames between embeddings (default 10 = 100 ms)")
     parser.add_argument("--num_speakers", "--num-speakers", type=int, help="exact number of speakers")
     parser.add_argument("--min_speakers", "--min-speakers", type=int, help="at least this many speakers")
@@ -129,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         min_cluster_size=args.min_cluster_size, pool_rows=args.pool_rows, uisrnn=args.uisrnn, enroll=args.enroll, profiles=args.profiles,
         unknown_threshold=args.unknown_threshold, runtime=args.runtime,
+        speaker_head=args.speaker_head,
         vad=EnergyVAD(energy_threshold=args.vad_energy_threshold, reference=args.vad_reference),
     )
     # flags, then the model folder, then the inputs: all before any audio is read or a runtime is loaded

@@ -113,10 +113,13 @@ class ContextEmbedder:
     checkpoint : None (latest), a step number or a checkpoint prefix (needs TensorFlow)
     batch_size : int, windows per forward pass (bounds memory, not the recording length)
     runtime : "auto" (``model.onnx`` through ONNX Runtime when current, else TensorFlow), "onnx" or "keras"
+    speaker_head : bool, pass the rows through the run's speaker head (``speaker_head.npz``, see
+        :mod:`unspeech.context.speaker_head`) when it has one fitted on this checkpoint and period;
+        False gives the context model's own rows, as ``--gen_feat`` exports them
     """
 
     def __init__(self, run_dir: str | os.PathLike, period_frames: int = 10, checkpoint: str | int | None = None,
-                 batch_size: int = 256, runtime: str = "auto"):
+                 batch_size: int = 256, runtime: str = "auto", speaker_head: bool = True):
         _check_positive(period_frames=period_frames, batch_size=batch_size)
         from unspeech.context.embed import FrameEmbedder
         from unspeech.context.towers import load_towers
@@ -128,12 +131,20 @@ class ContextEmbedder:
         self.period_frames = int(period_frames)
         self.window_frames = int(towers.config.window_length)
         self.num_bins = int(towers.config.feat_size)
-        self.dim = int(self._frames.output_dim)
-        self.name = f"context model {os.path.basename(os.path.normpath(self.run_dir))} ({self.runtime} runtime)"
+        self.head = None
+        if speaker_head:
+            from unspeech.context.speaker_head import load_run_head
+
+            self.head = load_run_head(self.run_dir, self.period_frames, checkpoint)
+        self.dim = int(self.head.output_dim if self.head is not None else self._frames.output_dim)
+        self.name = (f"context model {os.path.basename(os.path.normpath(self.run_dir))}"
+                     f"{' + speaker head' if self.head is not None else ''} ({self.runtime} runtime)")
 
     def embed(self, fbank: np.ndarray) -> np.ndarray:
-        """``(T, num_bins)`` → ``(ceil(T / period_frames), embedding_size)`` float32."""
-        return self._frames.embed_utterance(_check_fbank(fbank, self.num_bins))
+        """``(T, num_bins)`` → ``(ceil(T / period_frames), dim)`` float32 (``dim``: the speaker head's
+        output size when it is used, else the model's embedding size)."""
+        rows = self._frames.embed_utterance(_check_fbank(fbank, self.num_bins))
+        return rows if self.head is None else self.head.transform(rows)
 
 
 BUNDLED_MODEL = "unspeech_dnn_w32_libri200"
@@ -168,14 +179,16 @@ def resolve_model(model: str | os.PathLike | None) -> str:
     return model
 
 
-def load_embedder(model: str | os.PathLike | None = "stats", period_frames: int = 10, runtime: str = "auto") -> Embedder:
+def load_embedder(model: str | os.PathLike | None = "stats", period_frames: int = 10, runtime: str = "auto",
+                  speaker_head: bool = True) -> Embedder:
     """``"stats"`` gives :class:`StatsEmbedder`; a run directory (or a bundled model's name, or
-    ``None`` for the bundled default) gives :class:`ContextEmbedder` on ``runtime``."""
+    ``None`` for the bundled default) gives :class:`ContextEmbedder` on ``runtime`` (with its
+    speaker head unless ``speaker_head=False``)."""
     model = resolve_model(model)
     if model == "stats":
         return StatsEmbedder(period_frames=period_frames)
     check_model_dir(model)
-    return ContextEmbedder(model, period_frames=period_frames, runtime=runtime)
+    return ContextEmbedder(model, period_frames=period_frames, runtime=runtime, speaker_head=speaker_head)
 
 
 def check_model_dir(model: str) -> None:

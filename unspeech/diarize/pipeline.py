@@ -102,6 +102,10 @@ class Diarizer:
     max_points : int, most rows clustered directly per recording
     runtime : str, runtime of a context model: "auto" (its ``model.onnx`` through ONNX Runtime when
         current, else TensorFlow), "onnx" or "keras"
+    speaker_head : bool, pass the context model's rows through its speaker head when the model has
+        one (:mod:`unspeech.context.speaker_head`; the bundled model does). Backends "uisrnn" and
+        "enroll" with ``profiles`` never use it: they compare rows with vectors made from
+        ``--gen_feat`` exports, which are the model's own rows
 
     Fitted attributes (set on first use): ``embedder_``, ``profiles_``, ``uisrnn_``.
     """
@@ -128,6 +132,7 @@ class Diarizer:
         pool_rows: int = 10,
         max_points: int = 3000,
         runtime: str = "auto",
+        speaker_head: bool = True,
     ):
         self.backend = backend
         self.model = model
@@ -149,6 +154,7 @@ class Diarizer:
         self.pool_rows = pool_rows
         self.max_points = max_points
         self.runtime = runtime
+        self.speaker_head = speaker_head
 
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments (enough to build an equal Diarizer in another process)."""
@@ -164,7 +170,10 @@ class Diarizer:
             model = "stats (windowed fbank statistics, no model)"
         elif os.path.dirname(os.path.abspath(model)) == os.fspath(bundled_models_dir()):
             model = f"bundled {os.path.basename(os.path.normpath(model))} ({model})"
-        runtime = getattr(getattr(self, "embedder_", None), "runtime", None)  # known once loaded
+        embedder = getattr(self, "embedder_", None)  # known once loaded
+        if getattr(embedder, "head", None) is not None:
+            model += ", speaker head"
+        runtime = getattr(embedder, "runtime", None)
         if runtime is not None:
             model += f", {runtime} runtime"
         if self.num_speakers is not None:
@@ -209,7 +218,9 @@ class Diarizer:
         self._check_params()
         from unspeech.diarize.embedders import load_embedder
 
-        self.embedder_ = load_embedder(self.model, int(self.step), runtime=self.runtime)
+        # UIS-RNN models and Kaldi-ark profiles live in the space of the exported (head-less) rows
+        head = bool(self.speaker_head) and self.backend != "uisrnn" and not (self.backend == "enroll" and self.profiles)
+        self.embedder_ = load_embedder(self.model, int(self.step), runtime=self.runtime, speaker_head=head)
         self.profiles_ = None
         self.uisrnn_ = None
         if self.backend == "enroll":
