@@ -204,7 +204,7 @@ def main(argv=None) -> int:
 
                 t0 = time.perf_counter()
                 tag = hashlib.md5(str(model).encode()).hexdigest()[:8]  # one UIS-RNN per embedding model
-                params["uisrnn"] = str(train_uisrnn(Diarizer(model=model), work, args.train_seed, args.uisrnn_conversations,
+                params["uisrnn"] = str(train_uisrnn(Diarizer(model=model, speaker_head=False), work, args.train_seed, args.uisrnn_conversations,
                                                     args.uisrnn_iterations, args.nj, f"{embedder}_{tag}"))
                 print(f"uisrnn for {embedder}: trained in {time.perf_counter() - t0:.0f} s", flush=True)
             # enrollment utterances are named <speaker>-000; the profile name is the speaker id
