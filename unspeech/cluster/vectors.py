@@ -219,6 +219,18 @@ def _iter_source(source: str) -> Iterator[tuple[str, np.ndarray]]:
     return kaldi_io.iter_mats(source)
 
 
+def _read_row_ark(source: str) -> tuple[list[str], np.ndarray] | None:
+    """:func:`unspeech.kaldi_io.read_row_ark` for a plain ark path or ``ark:path`` rspecifier, else None."""
+    if source.endswith(".npz"):
+        return None
+    from unspeech import kaldi_io
+
+    kind, target = kaldi_io.parse_rspecifier(source)
+    if kind != "ark" or target.endswith("|") or target.endswith(".gz") or target in ("-", ""):
+        return None
+    return kaldi_io.read_row_ark(target)
+
+
 def read_utterance_vectors(
     source: str | os.PathLike,
     *,
@@ -233,6 +245,17 @@ def read_utterance_vectors(
     ``hook("read", None, completed=k, total=None)`` is called every 10,000 utterances.
     """
     source = os.fspath(source)
+    if pooling == "mean":  # an ark of one-row records (the usual utterance vectors) is read in bulk
+        bulk = _read_row_ark(source)
+        if bulk is not None:
+            ids, vectors = bulk
+            if len(set(ids)) != len(ids):
+                counts: dict[str, int] = {}
+                twice = next(u for u in ids if counts.setdefault(u, 0) or counts.update({u: 1}))
+                raise DataError(f"{source}: utterance {twice!r} appears twice")
+            if hook is not None:
+                hook("read", None, completed=len(ids), total=len(ids))
+            return UtteranceVectors(ids, vectors.astype(np.float32, copy=False), source)
     buf = _Growing()
     ids: list[str] = []
     seen: set[str] = set()
