@@ -105,15 +105,20 @@ def read_table(path: str | os.PathLike, min_fields: int = 2, max_split: int = 1)
     return table
 
 
+_WHITESPACE = re.compile(r"\s")  # str.isspace() characters (Unicode whitespace)
+
+
 def write_table(path: str | os.PathLike, table: Mapping[str, str | Iterable[str]]) -> None:
     """Write ``key value`` lines in C-locale key order, atomically."""
-    with atomic_open(path) as fh:
-        for key in c_sorted(table):
-            value = table[key]
-            value = value if isinstance(value, str) else " ".join(value)
-            if not key or any(ch.isspace() for ch in key):
-                raise DataError(f"{path}: invalid key {key!r} (must be non-empty, without whitespace)")
-            fh.write(f"{key} {value}\n")
+    lines = []
+    for key in c_sorted(table):
+        value = table[key]
+        value = value if isinstance(value, str) else " ".join(value)
+        if not key or _WHITESPACE.search(key):
+            raise DataError(f"{path}: invalid key {key!r} (must be non-empty, without whitespace)")
+        lines.append(f"{key} {value}\n")
+    with atomic_open(path) as fh:  # nothing is written when a key is invalid
+        fh.writelines(lines)
 
 
 # ------------------------------------------------------------------ speakers
