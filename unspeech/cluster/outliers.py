@@ -21,6 +21,7 @@ from unspeech.errors import ConfigError
 __all__ = ["OUTLIER_POLICIES", "resolve_outliers"]
 
 OUTLIER_POLICIES = ("singleton", "nearest", "noise")
+_SUM_BLOCK = 1 << 16  # rows per block of the centroid sums
 
 
 def resolve_outliers(labels: np.ndarray, policy: str = "nearest", vectors: np.ndarray | None = None) -> np.ndarray:
@@ -57,12 +58,19 @@ def resolve_outliers(labels: np.ndarray, policy: str = "nearest", vectors: np.nd
         return out
     ids, inverse = np.unique(out[clustered], return_inverse=True)
     vecs = np.asarray(vectors)
-    # per-cluster sums over the rows sorted by cluster, accumulated in float64 (at a million
-    # utterances: 1.9 s, against 6.4 s for a sparse (k, n) x (n, D) product and 6 s for np.add.at)
-    order = np.argsort(inverse, kind="stable")
+    # per-cluster sums in float64 over the rows sorted by cluster, a block of whole clusters at a time
+    # (bounded memory; at a million utterances about 1 s, against 6.4 s for a sparse (k, n) x (n, D)
+    # product, 6 s for np.add.at and 6.6 s for a float64 reduceat of float32 rows)
+    rows_by_cluster = clustered[np.argsort(inverse, kind="stable")]
     counts = np.bincount(inverse, minlength=ids.size)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    sums = np.add.reduceat(vecs[clustered[order]], starts, axis=0, dtype=np.float64)
+    starts = np.concatenate([[0], np.cumsum(counts)])  # cluster c: rows starts[c]:starts[c + 1]
+    sums = np.empty((ids.size, vecs.shape[1]), dtype=np.float64)
+    first = 0
+    while first < ids.size:  # clusters first..last-1, about _SUM_BLOCK rows (at least one cluster)
+        last = max(int(np.searchsorted(starts, starts[first] + _SUM_BLOCK, side="right")) - 1, first + 1)
+        block = np.asarray(vecs[rows_by_cluster[starts[first]:starts[last]]], dtype=np.float64)
+        sums[first:last] = np.add.reduceat(block, starts[first:last] - starts[first], axis=0)
+        first = last
     centroids = sums / counts[:, None]
     noisy = np.flatnonzero(noise)
     c_sq = (centroids**2).sum(axis=1)

@@ -250,7 +250,8 @@ def load_vectors(opts: ClusterOptions, hook: Hook | None = None) -> UtteranceVec
     """Read and prepare the utterance vectors named by ``opts`` (``%set`` filled in)."""
     source = _with_set(opts.input_ark, opts.set, "--input-ark")
     data = read_utterance_vectors(source, pooling=opts.pooling, hook=hook)
-    return prepare_vectors(data, half_index=opts.half_index, dims=opts.dims, normalize=opts.normalize)
+    # the vectors just read belong to nobody else: normalised in place
+    return prepare_vectors(data, half_index=opts.half_index, dims=opts.dims, normalize=opts.normalize, copy=False)
 
 
 def cluster_speakers(opts: ClusterOptions, hook: Hook | None = None) -> ClusterReport:

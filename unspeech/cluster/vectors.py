@@ -301,10 +301,14 @@ def prepare_vectors(
     half_index: int | None = None,
     dims: str | None = None,
     normalize: bool = True,
+    copy: bool = True,
 ) -> UtteranceVectors:
-    """Select dimensions, check values and L2-normalise; returns a new :class:`UtteranceVectors`."""
+    """Select dimensions, check values and L2-normalise; returns a new :class:`UtteranceVectors`.
+
+    ``copy=False`` lets a caller that owns ``data`` have its float32 vectors normalised in place
+    (no second copy of a million vectors)."""
     vectors = select_dims(data.vectors, half_index=half_index, dims=dims)
-    vectors = np.array(vectors, dtype=np.float32, copy=True)
+    vectors = np.array(vectors, dtype=np.float32, copy=True) if copy else np.ascontiguousarray(vectors, dtype=np.float32)
     check_finite(vectors, data.utt_ids, data.source)
     if normalize:
         l2_normalize(vectors, utt_ids=data.utt_ids)
