@@ -716,8 +716,8 @@ def read_row_ark(path: str | os.PathLike) -> tuple[list[str], np.ndarray] | None
         while pos < size:
             found = match(buf, pos)
             if found is None or found.group(*fields) != expected:
-                if found is None and not buf[pos:].strip():
-                    break  # whitespace after the last record
+                if found is None and size - pos <= 64 and not buf[pos:].strip():
+                    break  # a little whitespace after the last record
                 return None
             keys.append(found.group(key_group))
             end = found.end()
