@@ -6,7 +6,8 @@ from sklearn.metrics import adjusted_rand_score
 
 from unspeech.cluster import HDBSCANClusterer, LargeHDBSCANClusterer, make_speaker_vectors
 from unspeech.cluster.large import mutual_reachability_mst, reduce_dimensions
-from unspeech.errors import ConfigError
+from unspeech.cluster.linkage import single_linkage_tree
+from unspeech.errors import ConfigError, DataError
 
 
 @pytest.fixture(scope="module")
@@ -149,9 +150,9 @@ def test_large_clusterer_on_the_ivf_path(harder):
 
 
 def test_hdbscan_private_functions_are_pinned_and_behave():
-    """large.py uses two private hdbscan functions; pyproject pins hdbscan below 0.9 and this test
-    checks their signatures and that, fed the exact mutual-reachability tree, they give public
-    HDBSCAN's labels."""
+    """large.py uses one private hdbscan function; pyproject pins hdbscan below 0.9 and this test
+    checks its signature and that, fed the exact mutual-reachability tree, it gives public
+    HDBSCAN's labels; our single-linkage matrix equals hdbscan's private ``label``."""
     import inspect
     from importlib.metadata import version
 
@@ -183,8 +184,16 @@ def test_hdbscan_private_functions_are_pinned_and_behave():
         # order than hdbscan's Prim tree: equal heights, slightly different leaf splits
         assert adjusted_rand_score(public.labels_, large.labels_) >= (0.98 if method == "eom" else 0.95)
         assert abs(np.mean(public.labels_ < 0) - np.mean(large.labels_ < 0)) <= 0.02
-    tree = label(np.array([[0, 1, 1.0], [1, 2, 2.0]]))
+    tree = single_linkage_tree(np.array([[0, 1, 1.0], [1, 2, 2.0]]))
     np.testing.assert_allclose(tree, [[0, 1, 1.0, 2], [3, 2, 2.0, 3]])
+    rng = np.random.default_rng(5)  # a random spanning tree of 2,000 points, edges cheapest first
+    m = 1999
+    edges = np.column_stack([np.arange(1, m + 1), [rng.integers(0, i) for i in range(1, m + 1)], np.sort(rng.random(m))])
+    edges = edges[rng.permutation(m)]
+    edges[:, 2] = np.sort(edges[:, 2])
+    np.testing.assert_array_equal(single_linkage_tree(edges), label(edges))
+    with pytest.raises(DataError, match="not a spanning tree"):
+        single_linkage_tree(np.array([[0, 1, 1.0], [1, 0, 2.0]]))
 
 
 class _FakeUMAP:

@@ -22,11 +22,13 @@ What this path does instead:
    (well-separated speakers) are linked to the groups with the nearest centroids by their
    smallest mutual reachability distance (point-to-KD-tree queries), and a spanning tree over
    the groups keeps the cheapest of those links.
-4. **hdbscan's own** single-linkage labelling, condensed tree and excess-of-mass / leaf cluster
-   selection turn the tree into labels and membership strengths. These are two private hdbscan
-   functions (``hdbscan._hdbscan_linkage.label``, ``hdbscan.hdbscan_._tree_to_labels``);
-   ``pyproject.toml`` pins hdbscan below 0.9 and ``tests/cluster/test_cluster_large.py`` checks
-   their signatures and behaviour against the public ``hdbscan.HDBSCAN`` on the same tree.
+4. The tree's single-linkage matrix (:func:`unspeech.cluster.linkage.single_linkage_tree`, the
+   same matrix as hdbscan's private ``label``, which is too slow past a million points), then
+   **hdbscan's own** condensed tree and excess-of-mass / leaf cluster selection turn it into labels
+   and membership strengths. That is one private hdbscan function
+   (``hdbscan.hdbscan_._tree_to_labels``); ``pyproject.toml`` pins hdbscan below 0.9 and
+   ``tests/cluster/test_cluster_large.py`` checks its signature and behaviour against the public
+   ``hdbscan.HDBSCAN`` on the same tree.
 
 ``benchmarks/cluster_bench.py`` compares this path with exact HDBSCAN on the full dimensions.
 """
@@ -344,8 +346,9 @@ class LargeHDBSCANClusterer(ClusterMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y=None):
-        from hdbscan._hdbscan_linkage import label
         from hdbscan.hdbscan_ import _tree_to_labels
+
+        from unspeech.cluster.linkage import single_linkage_tree
 
         _validate_hdbscan_params(self)
         _check_positive_int("n_components", self.n_components)
@@ -386,7 +389,7 @@ class LargeHDBSCANClusterer(ClusterMixin, BaseEstimator):
             random_state=self.random_state, n_jobs=self.core_dist_n_jobs,
         )
         del Z
-        self.single_linkage_tree_ = label(edges)
+        self.single_linkage_tree_ = single_linkage_tree(edges)
         labels, probabilities, _, self.condensed_tree_, _ = _tree_to_labels(
             None,
             self.single_linkage_tree_,
