@@ -22,6 +22,7 @@ __all__ = ["OUTLIER_POLICIES", "resolve_outliers"]
 
 OUTLIER_POLICIES = ("singleton", "nearest", "noise")
 _SUM_BLOCK = 1 << 16  # rows per block of the centroid sums
+_DISTANCE_BLOCK = 1 << 25  # noise-to-centroid distances computed at once (float64: 256 MB)
 
 
 def resolve_outliers(labels: np.ndarray, policy: str = "nearest", vectors: np.ndarray | None = None) -> np.ndarray:
@@ -74,9 +75,12 @@ def resolve_outliers(labels: np.ndarray, policy: str = "nearest", vectors: np.nd
     centroids = sums / counts[:, None]
     noisy = np.flatnonzero(noise)
     c_sq = (centroids**2).sum(axis=1)
-    for start in range(0, noisy.size, 4096):
-        rows = np.asarray(vecs[noisy[start:start + 4096]], dtype=np.float64)
+    # rows per block so that a block's (rows, clusters) distances stay near 256 MB: 4096 rows against
+    # 100k clusters (ten million utterances) would be 3.3 GB per block
+    step = max(1, min(4096, _DISTANCE_BLOCK // max(ids.size, 1)))
+    for start in range(0, noisy.size, step):
+        rows = np.asarray(vecs[noisy[start:start + step]], dtype=np.float64)
         # squared distance up to the per-row constant |x|^2
         dist = c_sq[None, :] - 2.0 * rows @ centroids.T
-        out[noisy[start:start + 4096]] = ids[np.argmin(dist, axis=1)]
+        out[noisy[start:start + step]] = ids[np.argmin(dist, axis=1)]
     return out
