@@ -213,3 +213,15 @@ def test_bundled_model_ships_a_current_head():
     head = load_run_head(BUNDLED, 10)
     assert head is not None, "the bundled model's speaker_head.npz is missing or was fitted on another checkpoint"
     assert head.input_dim_ == 100
+
+
+def test_train_head_command_errors_name_the_input(tmp_path, capsys):
+    from unspeech.cli import main
+
+    assert main(["train-head", str(tmp_path / "missing"), "feats.scp"]) == 1
+    assert "RUN_DIR" in capsys.readouterr().err
+    assert main(["train-head", str(BUNDLED), str(tmp_path / "none.scp")]) == 1
+    assert "none.scp (FEATURES)" in capsys.readouterr().err
+    assert main(["train-head", str(BUNDLED), str(DEMO_FEATS), "--utt2class", str(tmp_path / "u2c")]) == 1
+    assert "--utt2class" in capsys.readouterr().err
+    assert not (tmp_path / HEAD_NAME).exists()

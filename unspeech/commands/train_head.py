@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     run_dir = resolve_model(args.run_dir)
     if run_dir == "stats":
         raise ConfigError("train-head needs a context model's run directory, not 'stats'")
+    if not os.path.isdir(run_dir):
+        raise ConfigError(f"RUN_DIR {run_dir} does not exist (a training run directory of the context model)")
     check_model_dir(run_dir)
     check_rspecifier_exists(args.features, "FEATURES")
     if args.utt2class is not None and not os.path.isfile(args.utt2class):
