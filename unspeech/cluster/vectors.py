@@ -249,10 +249,11 @@ def read_utterance_vectors(
         bulk = _read_row_ark(source)
         if bulk is not None:
             ids, vectors = bulk
-            if len(set(ids)) != len(ids):
-                counts: dict[str, int] = {}
-                twice = next(u for u in ids if counts.setdefault(u, 0) or counts.update({u: 1}))
-                raise DataError(f"{source}: utterance {twice!r} appears twice")
+            seen_ids: set[str] = set()
+            for utt in ids:
+                if utt in seen_ids:
+                    raise DataError(f"{source}: utterance {utt!r} appears twice")
+                seen_ids.add(utt)
             if hook is not None:
                 hook("read", None, completed=len(ids), total=len(ids))
             return UtteranceVectors(ids, vectors.astype(np.float32, copy=False), source)

@@ -315,17 +315,13 @@ def _margin_classes_layer():
 def read_utt2class(path: str | os.PathLike) -> dict[str, str]:
     """A two-column Kaldi table ``<utterance> <class>`` (e.g. an ``utt2uniq``-like map that gives
     copies of one recording one class); :class:`DataError` naming file and line when malformed."""
-    table: dict[str, str] = {}
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 2:
-                raise DataError(f"{path}:{number}: expected '<utterance> <class>', got {line.strip()!r}")
-            if fields[0] in table:
-                raise DataError(f"{path}:{number}: utterance {fields[0]} is listed twice")
-            table[fields[0]] = fields[1]
+    from unspeech.datadir import read_table
+
+    table = {}
+    for utt, fields in read_table(path, max_split=0).items():  # names file and line of bad rows
+        if len(fields) != 1:
+            raise DataError(f"{path}: utterance {utt} has {len(fields)} classes, expected '<utterance> <class>'")
+        table[utt] = fields[0]
     if not table:
         raise DataError(f"{path}: empty")
     return table
