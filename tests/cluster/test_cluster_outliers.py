@@ -40,3 +40,30 @@ def test_nearest_is_the_default():
 
     np.testing.assert_array_equal(resolve_outliers(LABELS, vectors=VECTORS), resolve_outliers(LABELS, "nearest", VECTORS))
     assert ClusterOptions().outliers == "nearest"
+
+
+def test_nearest_with_many_clusters_matches_exact_assignment():
+    """Past 20k clusters the centroids go into an IVF index: the assignment must still be the
+    exact nearest centroid for nearly every outlier."""
+    from unspeech.cluster.neighbors import EXACT_SEARCH_SIZE, nearest_rows
+
+    rng = np.random.default_rng(3)
+    k = EXACT_SEARCH_SIZE + 5000
+    centres = rng.standard_normal((k, 12))
+    labels = np.repeat(np.arange(k), 2)
+    vectors = centres[labels] + 0.05 * rng.standard_normal((labels.size, 12))
+    noise_rows = rng.choice(labels.size, size=3000, replace=False)
+    raw = labels.copy()
+    raw[noise_rows] = -1
+    out = resolve_outliers(raw, "nearest", vectors)
+    assert (out >= 0).all()
+    assert np.array_equal(out[raw >= 0], raw[raw >= 0])
+    # centroids of what stayed clustered; exact nearest by brute force
+    kept = raw >= 0
+    sums = np.zeros((k, 12))
+    np.add.at(sums, raw[kept], vectors[kept])
+    counts = np.bincount(raw[kept], minlength=k)
+    has = counts > 0
+    cent = sums[has] / counts[has, None]
+    exact = np.flatnonzero(has)[nearest_rows(cent, vectors[noise_rows], search="exact")]
+    assert np.mean(out[noise_rows] == exact) >= 0.98

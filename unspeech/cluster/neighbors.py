@@ -26,7 +26,7 @@ import numpy as np
 
 from unspeech.errors import ConfigError
 
-__all__ = ["knn_graph", "SEARCH_METHODS", "EXACT_SEARCH_SIZE", "default_nlist", "default_nprobe"]
+__all__ = ["knn_graph", "nearest_rows", "SEARCH_METHODS", "EXACT_SEARCH_SIZE", "default_nlist", "default_nprobe"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,19 +104,36 @@ def knn_graph(
         fewer than ``k`` points; the index is then the row itself)
     ind : ndarray of shape (n, k), int64
     """
+    X = np.ascontiguousarray(Z, dtype=np.float32)
+    n = X.shape[0]
+    k = max(1, min(int(k), n))
+    index = _build_index(X, search, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m, ef_search=max(int(ef_search), k),
+                         random_state=random_state, n_jobs=n_jobs)
+    dist = np.empty((n, k), dtype=np.float64)
+    ind = np.empty((n, k), dtype=np.int64)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        d2, found = index.search(X[start:stop], k)
+        rows = np.arange(start, stop, dtype=np.int64)
+        d_out, i_out = _self_first(np.asarray(d2, dtype=np.float64), np.asarray(found, dtype=np.int64), rows)
+        dist[start:stop] = d_out
+        ind[start:stop] = i_out
+    return dist, ind
+
+
+def _build_index(X: np.ndarray, search: str, *, nlist, nprobe, hnsw_m: int, ef_search: int, random_state, n_jobs):
+    """A faiss index of the float32 rows ``X`` (see the module docstring for the three kinds)."""
     faiss = _faiss()
     if search not in SEARCH_METHODS:
         raise ConfigError(f"--neighbor-search must be one of {', '.join(SEARCH_METHODS)}. Received: {search!r}")
-    X = np.ascontiguousarray(Z, dtype=np.float32)
     n, d = X.shape
-    k = max(1, min(int(k), n))
     faiss.omp_set_num_threads(_threads(n_jobs))
     if search == "exact" or (search == "ivf" and nlist is None and n <= EXACT_SEARCH_SIZE):
         index = faiss.IndexFlatL2(d)
     elif search == "hnsw":
         index = faiss.IndexHNSWFlat(d, int(hnsw_m))
         index.hnsw.efConstruction = 40
-        index.hnsw.efSearch = max(int(ef_search), k)
+        index.hnsw.efSearch = int(ef_search)
     else:
         cells = default_nlist(n) if nlist is None else int(nlist)
         if not 1 <= cells <= n:
@@ -134,16 +151,41 @@ def knn_graph(
         index.train(sample)
         index.nprobe = min(probe, cells)
     index.add(X)
-    dist = np.empty((n, k), dtype=np.float64)
-    ind = np.empty((n, k), dtype=np.int64)
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        d2, found = index.search(X[start:stop], k)
-        rows = np.arange(start, stop, dtype=np.int64)
-        d_out, i_out = _self_first(np.asarray(d2, dtype=np.float64), np.asarray(found, dtype=np.int64), rows)
-        dist[start:stop] = d_out
-        ind[start:stop] = i_out
-    return dist, ind
+    return index
+
+
+def nearest_rows(
+    base: np.ndarray,
+    queries: np.ndarray,
+    *,
+    search: str = "ivf",
+    nprobe: int = 16,
+    random_state: int | None = None,
+    n_jobs: int | None = 1,
+    chunk: int = 1 << 16,
+) -> np.ndarray:
+    """Index of the nearest row of ``base`` (m, d) for every row of ``queries`` (q, d): ``(q,)`` int64.
+
+    Exact (faiss brute force, memory bounded by ``chunk`` queries) up to
+    :data:`EXACT_SEARCH_SIZE` base rows; above that an IVF index of ``base`` with ``nprobe``
+    cells searched per query, so that a million queries against 100k rows take seconds
+    instead of the hours of an all-pairs comparison. Used to send HDBSCAN noise to the
+    nearest cluster centroid (:mod:`unspeech.cluster.outliers`).
+    """
+    B = np.ascontiguousarray(base, dtype=np.float32)
+    index = _build_index(B, search, nlist=None, nprobe=nprobe, hnsw_m=32, ef_search=64,
+                         random_state=random_state, n_jobs=n_jobs)
+    out = np.empty(len(queries), dtype=np.int64)
+    for start in range(0, len(queries), chunk):
+        rows = np.ascontiguousarray(queries[start:start + chunk], dtype=np.float32)
+        _, found = index.search(rows, 1)
+        out[start:start + len(rows)] = found[:, 0]
+    if (out < 0).any():  # an IVF probe that met only empty cells: those queries go exact
+        lost = np.flatnonzero(out < 0)
+        exact = _build_index(B, "exact", nlist=None, nprobe=None, hnsw_m=32, ef_search=64,
+                             random_state=random_state, n_jobs=n_jobs)
+        out[lost] = exact.search(np.ascontiguousarray(queries[lost], dtype=np.float32), 1)[1][:, 0]
+    return out
 
 
 def _self_first(d2: np.ndarray, found: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,9 @@ Three policies:
 
 * ``"nearest"`` (the default of ``cluster.py`` / ``unspeech cluster``): every outlier joins the
   cluster with the nearest centroid (euclidean on the vectors given; on L2-normalised vectors that
-  is the most cosine-similar centroid), so noise is never counted as speakers;
+  is the most cosine-similar centroid), so noise is never counted as speakers. Exact up to 20k
+  clusters; above that the centroids go into a faiss IVF index (16 of ~4*sqrt(k) cells searched per
+  point), which may pick a near-nearest centroid;
 * ``"singleton"`` (the original toolkit's choice, and the default before): every outlier becomes a
   speaker of its own. On a real corpus HDBSCAN calls many utterances noise, and every one of them
   then turned into an extra one-utterance speaker;
@@ -22,7 +24,6 @@ __all__ = ["OUTLIER_POLICIES", "resolve_outliers"]
 
 OUTLIER_POLICIES = ("singleton", "nearest", "noise")
 _SUM_BLOCK = 1 << 16  # rows per block of the centroid sums
-_DISTANCE_BLOCK = 1 << 25  # noise-to-centroid distances computed at once (float64: 256 MB)
 
 
 def resolve_outliers(labels: np.ndarray, policy: str = "nearest", vectors: np.ndarray | None = None) -> np.ndarray:
@@ -74,13 +75,17 @@ def resolve_outliers(labels: np.ndarray, policy: str = "nearest", vectors: np.nd
         first = last
     centroids = sums / counts[:, None]
     noisy = np.flatnonzero(noise)
-    c_sq = (centroids**2).sum(axis=1)
-    # rows per block so that a block's (rows, clusters) distances stay near 256 MB: 4096 rows against
-    # 100k clusters (ten million utterances) would be 3.3 GB per block
-    step = max(1, min(4096, _DISTANCE_BLOCK // max(ids.size, 1)))
-    for start in range(0, noisy.size, step):
-        rows = np.asarray(vecs[noisy[start:start + step]], dtype=np.float64)
-        # squared distance up to the per-row constant |x|^2
-        dist = c_sq[None, :] - 2.0 * rows @ centroids.T
-        out[noisy[start:start + step]] = ids[np.argmin(dist, axis=1)]
+    # faiss, exact up to 20k clusters and an IVF index of the centroids above (the all-pairs
+    # comparison of ~1M noise points with ~100k centroids at ten million utterances ran for hours)
+    from unspeech.cluster.neighbors import nearest_rows
+
+    out[noisy] = ids[nearest_rows(centroids, _rows(vecs, noisy), random_state=0)]
+    return out
+
+
+def _rows(vecs, picked: np.ndarray, block: int = 1 << 16):
+    """``vecs[picked]`` gathered a block at a time (a memmap is read in sorted order)."""
+    out = np.empty((picked.size, vecs.shape[1]), dtype=np.float32)
+    for start in range(0, picked.size, block):
+        out[start:start + block] = vecs[picked[start:start + block]]
     return out
