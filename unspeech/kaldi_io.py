@@ -57,6 +57,7 @@ __all__ = [
     "read_mat",
     "read_row_ark",
     "write_mats",
+    "RowBlocks",
     "read_scp_entries",
     "parse_rspecifier",
     "FeatureStore",
@@ -823,12 +824,82 @@ def _check_utt_id(utt: str, where: str) -> None:
         raise DataError(f"{where}: invalid utterance id {utt!r} (must be non-empty, without whitespace)")
 
 
-def _write_one(fd: IO[bytes], utt: str, arr: np.ndarray, dtype: np.dtype, method: int | None, text: bool) -> int:
-    """Write ``utt`` and its matrix; return the offset of the matrix data (for the scp)."""
+class RowBlocks:
+    """A ``(rows, cols)`` matrix given to :func:`write_mats` as consecutive blocks of rows.
+
+    Long recordings (hours of 10 ms frames, or one embedding row per frame) never have to be
+    held whole: the writer puts the Kaldi matrix header (the row count is known up front) and
+    then each block as it comes, so memory is bounded by the block size. A binary ark gets
+    exactly the bytes of the whole matrix written at once; compressed and text output need
+    the whole matrix and join the blocks first.
+
+    Parameters
+    ----------
+    shape : (rows, cols)
+        The matrix's shape; the blocks must add up to it (a :class:`DataError` naming the
+        utterance otherwise, and nothing is published).
+    blocks : iterable of ndarray of shape (r_i, cols)
+        Consumed once, in order.
+    """
+
+    def __init__(self, shape: tuple[int, int], blocks: Iterable[np.ndarray]):
+        rows, cols = (int(v) for v in shape)
+        if rows < 0 or cols < 0:
+            raise DataError(f"RowBlocks: negative shape {shape}")
+        self.shape = (rows, cols)
+        self.ndim = 2
+        self._blocks = blocks
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return iter(self._blocks)
+
+    def checked_blocks(self, where: str) -> Iterator[np.ndarray]:
+        """The blocks as 2-D arrays, checked against :attr:`shape` and for NaN/Inf (rows counted over blocks)."""
+        rows, cols = self.shape
+        done = 0
+        for block in self:
+            block = np.asarray(block)
+            if block.ndim != 2 or block.shape[1] != cols:
+                raise DataError(f"{where}: a block of shape {block.shape} in a matrix of {cols} columns")
+            if done + len(block) > rows:
+                raise DataError(f"{where}: blocks add up to more than the {rows} rows announced")
+            try:
+                _check_values(block, where)
+            except DataError as exc:
+                raise DataError(str(exc).replace(f"(first at row ", f"(first at row {done} + ")) from None
+            done += len(block)
+            yield block
+        if done != rows:
+            raise DataError(f"{where}: blocks add up to {done} rows, {rows} were announced")
+
+    def join(self, where: str) -> np.ndarray:
+        """The whole matrix (for compressed or text output)."""
+        blocks = list(self.checked_blocks(where))
+        return np.concatenate(blocks) if blocks else np.zeros(self.shape, np.float32)
+
+
+def _write_blocks(fd: IO[bytes], blocks: RowBlocks, dtype: np.dtype, where: str) -> None:
+    """Binary Kaldi matrix (``FM``/``DM``) written block by block: header, then the rows."""
+    rows, cols = blocks.shape
+    token = b"FM " if dtype == np.float32 else b"DM "
+    fd.write(b"\0B" + token + struct.pack("<bi", 4, rows) + struct.pack("<bi", 4, cols))
+    for block in blocks.checked_blocks(where):
+        fd.write(np.ascontiguousarray(block, dtype=dtype.newbyteorder("<")).tobytes())
+
+
+def _write_one(fd: IO[bytes], utt: str, arr, dtype: np.dtype, method: int | None, text: bool,
+               ark: str = "<ark>") -> int:
+    """Write ``utt`` and its matrix (an array or :class:`RowBlocks`); return the offset of the matrix data."""
     from kaldiio.matio import write_array, write_array_ascii
 
     fd.write(utt.encode("utf-8") + b" ")
     pos = fd.tell()
+    if isinstance(arr, RowBlocks):
+        where = f"{ark}: utterance {utt!r}"
+        if method is None and not text:
+            _write_blocks(fd, arr, dtype, where)
+            return pos
+        arr = arr.join(where)
     if text:
         write_array_ascii(fd, arr)
     else:
@@ -855,7 +926,8 @@ def write_mats(
     ----------
     ark_path : path
         Output archive; a name ending in ``.gz`` is gzip-compressed (no scp possible then).
-    items : iterable of (str, ndarray of shape (T, F) or (D,))
+    items : iterable of (str, ndarray of shape (T, F) or (D,), or :class:`RowBlocks`)
+        A :class:`RowBlocks` matrix is written block by block (bounded memory).
     scp_path : path, optional
         Script file with ``utt_id ark_path:offset`` lines.
     compress : bool, int or str
@@ -892,11 +964,12 @@ def write_mats(
             if utt in seen:
                 raise DataError(f"{ark_path}: utterance {utt!r} written twice")
             seen.add(utt)
-            arr = np.asarray(arr)
-            if arr.ndim not in (1, 2):
-                raise DataError(f"{ark_path}: utterance {utt!r} has shape {arr.shape}; expected a matrix or vector")
-            _check_values(arr, f"{ark_path}: utterance {utt!r}")
-            entries.append((utt, _write_one(fd, utt, arr, np_dtype, method, text)))
+            if not isinstance(arr, RowBlocks):  # RowBlocks are checked block by block as they are written
+                arr = np.asarray(arr)
+                if arr.ndim not in (1, 2):
+                    raise DataError(f"{ark_path}: utterance {utt!r} has shape {arr.shape}; expected a matrix or vector")
+                _check_values(arr, f"{ark_path}: utterance {utt!r}")
+            entries.append((utt, _write_one(fd, utt, arr, np_dtype, method, text, str(ark_path))))
 
     def _scp_lines() -> str:
         name = os.path.abspath(ark_path) if absolute_paths else os.fspath(ark_path)
