@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
@@ -35,6 +36,9 @@ def _remove_stale_temporaries(path: Path) -> None:
         except ProcessLookupError:
             # with the temporaries of its own temporaries (a writer that writes through atomic_path)
             for stale in [tmp, *tmp.parent.glob(f".{glob.escape(tmp.name)}.*.tmp")]:
+                if stale.is_dir() and not stale.is_symlink():  # a work folder (temp_dir_beside)
+                    shutil.rmtree(stale, ignore_errors=True)
+                    continue
                 with contextlib.suppress(FileNotFoundError):
                     stale.unlink()
         except OSError:  # alive, under another user
@@ -53,6 +57,16 @@ def temp_path_beside(path: str | os.PathLike) -> Path:
     # mkstemp creates the file 0600; give it the permissions a plain open() would
     os.chmod(tmp, 0o666 & ~_umask())
     return Path(tmp)
+
+
+def temp_dir_beside(path: str | os.PathLike) -> Path:
+    """Create a work folder ``.NAME.HOST-PID.XXXX.tmp`` beside ``path`` (for the pieces of an output
+    being built); the caller removes it. A killed process's folder is removed by the next write of
+    ``path`` (see :func:`temp_path_beside`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path)
+    return Path(tempfile.mkdtemp(prefix=f".{path.name}.{_owner_tag()}.", suffix=".tmp", dir=path.parent))
 
 
 @contextlib.contextmanager

@@ -26,16 +26,18 @@ array in memory (polyphase resampling, no sox).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
 import shutil
+import tempfile
 import time
 import dataclasses
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -48,6 +50,7 @@ __all__ = [
     "FbankOptions",
     "SPEED_FACTORS",
     "compute_fbank",
+    "iter_fbank",
     "num_frames",
     "speed_perturb",
     "speed_prefix",
@@ -59,6 +62,9 @@ logger = logging.getLogger(__name__)
 
 KALDI_SAMPLE_SCALE = 32768.0
 """Factor from float samples in [-1, 1] to the 16-bit integer scale Kaldi computes features on."""
+
+STREAM_SECONDS = 600.0
+"""File utterances longer than this (seconds) are computed block by block (bounded memory)."""
 
 SPEED_FACTORS = (0.9, 1.1)
 """Speeds added next to the original audio by ``speed_perturb=True`` (Kaldi's 3-way recipe)."""
@@ -129,18 +135,62 @@ def compute_fbank(
             f"{name}: {len(samples)} samples ({len(samples) / sample_rate:.3f} s) are too short "
             f"for one {options.frame_length:g} ms frame"
         )
-    import kaldi_native_fbank as knf
-
-    fbank = knf.OnlineFbank(options.to_knf())
-    fbank.accept_waveform(float(sample_rate), samples * np.float32(KALDI_SAMPLE_SCALE))
-    fbank.input_finished()
-    n = fbank.num_frames_ready
-    if n == 0:
-        raise AudioError(f"{name}: no feature frames could be computed")
-    feats = np.stack([fbank.get_frame(i) for i in range(n)]).astype(np.float32, copy=False)
+    feats = np.concatenate(list(iter_fbank([samples], int(sample_rate), options, name, subtract_mean=False)))
     if options.subtract_mean:
         feats -= feats.mean(axis=0, dtype=np.float64).astype(np.float32)
     return feats
+
+
+def iter_fbank(
+    blocks: Iterable[np.ndarray],
+    sample_rate: int,
+    options: FbankOptions,
+    name: str = "<array>",
+    *,
+    subtract_mean: bool | None = None,
+) -> Iterator[np.ndarray]:
+    """Fbank frames of a signal that arrives in blocks: yields ``(n_i, options.dim)`` float32 blocks.
+
+    ``blocks`` are mono float ``(n_i,)`` sample blocks in [-1, 1] at ``sample_rate`` (e.g. from
+    :func:`unspeech.audio_stream.iter_audio_blocks`). kaldi-native-fbank is fed block by block
+    and frames leave as soon as they are final, so the frames concatenated are exactly
+    :func:`compute_fbank` of the whole signal while memory stays bounded by one block.
+    ``options.subtract_mean`` needs the whole utterance: it is refused here unless
+    ``subtract_mean=False`` says the caller subtracts the mean itself.
+    """
+    if float(sample_rate) != options.sample_frequency:
+        raise ConfigError(f"{name}: samples at {sample_rate} Hz but the fbank options say "
+                          f"--sample-frequency={options.sample_frequency:g}")
+    if options.subtract_mean and subtract_mean is not False:
+        raise ConfigError(f"{name}: --subtract-mean needs the whole utterance; iter_fbank streams it")
+    import kaldi_native_fbank as knf
+
+    fbank = knf.OnlineFbank(options.to_knf())
+    total = 0
+
+    def ready() -> np.ndarray:
+        n = fbank.num_frames_ready
+        # get_frame returns views into kaldi-native-fbank's buffer: copy them before pop frees it
+        frames = np.array([fbank.get_frame(i) for i in range(total, n)], dtype=np.float32).reshape(-1, options.dim)
+        fbank.pop(n - total)
+        return frames
+
+    for block in blocks:
+        block = np.asarray(block, dtype=np.float32)
+        if block.ndim != 1:
+            raise AudioError(f"{name}: expected mono samples of shape (n,), got shape {block.shape}")
+        fbank.accept_waveform(float(sample_rate), block * np.float32(KALDI_SAMPLE_SCALE))
+        frames = ready()
+        total += len(frames)
+        if len(frames):
+            yield frames
+    fbank.input_finished()
+    frames = ready()
+    total += len(frames)
+    if total == 0:
+        raise AudioError(f"{name}: no feature frames could be computed")
+    if len(frames):
+        yield frames
 
 
 def speed_prefix(factor: float) -> str:
@@ -222,16 +272,92 @@ def _file_seconds(path: str) -> float:
     return info.frames / info.samplerate
 
 
+@dataclass
+class _Spooled:
+    """Features of a long utterance written by a worker to a raw float32 file (``rows x cols``)."""
+
+    path: str
+    rows: int
+    cols: int
+    num_samples: int
+    mean: np.ndarray | None  # subtracted on reading (--subtract-mean)
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def row_blocks(self, block_rows: int = 1 << 15):
+        """The matrix as :class:`unspeech.kaldi_io.RowBlocks` read back from the file, which is removed after."""
+        from unspeech.kaldi_io import RowBlocks
+
+        def blocks():
+            try:
+                with open(self.path, "rb") as fh:
+                    while True:
+                        data = fh.read(block_rows * self.cols * 4)
+                        if not data:
+                            break
+                        block = np.frombuffer(data, dtype=np.float32).reshape(-1, self.cols)
+                        yield block - self.mean if self.mean is not None else block
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path)
+
+        return RowBlocks((self.rows, self.cols), blocks())
+
+
+def _spool_if_long(src: str, start, end, opts: FbankOptions, out_id: str, spool_dir: str,
+                   longer_than: float) -> _Spooled | None:
+    """Stream a file utterance longer than ``longer_than`` seconds to a spool file; None for a shorter one."""
+    from unspeech.audio_stream import audio_length, iter_audio_blocks
+
+    rate = int(opts.sample_frequency)
+    try:
+        n = audio_length(src, start, end, rate)
+    except AudioError as exc:
+        raise AudioError(f"utterance {out_id!r}: {exc}") from None
+    if n is None or n <= longer_than * rate:
+        return None
+    fd, path = tempfile.mkstemp(suffix=".f32", dir=spool_dir)
+    os.close(fd)
+    total = np.zeros(opts.dim, np.float64)
+    rows = 0
+    where = f"utterance {out_id!r}"
+    try:
+        with open(path, "wb") as fh:
+            blocks = iter_audio_blocks(src, start, end, rate, opts.channel)
+            for frames in iter_fbank(blocks, rate, opts, where, subtract_mean=False):
+                fh.write(frames.tobytes())
+                total += frames.sum(axis=0, dtype=np.float64)
+                rows += len(frames)
+    except AudioError as exc:
+        os.unlink(path)
+        message = str(exc)
+        raise AudioError(message if message.startswith(where) else f"{where}: {message}") from None
+    except BaseException:
+        os.unlink(path)
+        raise
+    mean = (total / rows).astype(np.float32) if opts.subtract_mean else None
+    return _Spooled(path, rows, opts.dim, n, mean)
+
+
 def _run_task(args) -> tuple[list[tuple[str, np.ndarray, int]], float | None]:
     """Worker: features of every item of one task -> ([(out_id, feats, n_samples)], seconds).
 
     ``seconds`` is the duration of the source recording when the task reads it at its original
     speed (None otherwise). A pipe is run once per task and every item cut from its output.
+    With ``spool = (folder, seconds)``, utterances of files longer than ``seconds`` (the parent
+    passes :data:`STREAM_SECONDS`) are streamed block by block into a file of ``folder`` and
+    returned as :class:`_Spooled` (memory bounded by a block).
     """
-    src, _, items, original, opts = args
+    src, _, items, original, opts, spool = args
     cached = None
     results = []
     for out_id, start, end in items:
+        if spool is not None and not is_pipe(src):
+            spooled = _spool_if_long(src, start, end, opts, out_id, *spool)
+            if spooled is not None:
+                results.append((out_id, spooled, spooled.num_samples))
+                continue
         try:
             if is_pipe(src):
                 if cached is None:
@@ -383,7 +509,7 @@ def make_fbank_datadir(
     u2s = _as_mapping(utt2spk, datadir.read_utt2spk, "utt2spk")
     transcripts = _as_mapping(text, datadir.read_text, "text")
     from unspeech import perturb
-    from unspeech._fileutil import atomic_open
+    from unspeech._fileutil import atomic_open, temp_dir_beside
 
     if always_include_prefix and not speed_perturb:
         raise ConfigError("`always_include_prefix` (sp1.0- on the original data) needs speed_perturb")
@@ -416,7 +542,7 @@ def make_fbank_datadir(
     started = time.perf_counter()
 
     def _results(pool) -> Iterator[tuple[str, np.ndarray]]:
-        jobs = [(*task, opts) for task in tasks]
+        jobs = [(*task, opts, (spool_dir, STREAM_SECONDS)) for task in tasks]
         worker = _run_task_or_error if keep_going else _run_task
         stream = pool.imap(worker, jobs) if pool is not None else map(worker, jobs)
         done = 0
@@ -428,7 +554,7 @@ def make_fbank_datadir(
             for i, (out_id, feats, n) in enumerate(batch if task[1] not in failed else ()):
                 frames[out_id] = len(feats)
                 counters["samples"] += n
-                yield out_id, feats
+                yield out_id, feats.row_blocks() if isinstance(feats, _Spooled) else feats
                 if progress is not None:
                     progress(done + i + 1, total)
             done += len(task[2])
@@ -441,11 +567,17 @@ def make_fbank_datadir(
     ark = out_dir / "feats.ark"
     scp = out_dir / "feats.scp"
     workers = min(nj, len(tasks))
-    if workers > 1:
-        with multiprocessing.get_context().Pool(workers) as pool:
-            kaldi_io.write_mats(ark, _results(pool), scp, compress=compress, absolute_paths=absolute_paths)
-    else:
-        kaldi_io.write_mats(ark, _results(None), scp, compress=compress, absolute_paths=absolute_paths)
+    # long file utterances are streamed by the workers into this folder and copied into the ark
+    # block by block (see _run_task); it goes with everything in it however the write ends
+    spool_dir = os.fspath(temp_dir_beside(ark))
+    try:
+        if workers > 1:
+            with multiprocessing.get_context().Pool(workers) as pool:
+                kaldi_io.write_mats(ark, _results(pool), scp, compress=compress, absolute_paths=absolute_paths)
+        else:
+            kaldi_io.write_mats(ark, _results(None), scp, compress=compress, absolute_paths=absolute_paths)
+    finally:
+        shutil.rmtree(spool_dir, ignore_errors=True)
     if failed:  # leave out every utterance and copy of a recording that failed
         dropped = {u.utt for u in plan.utterances.values() if u.source_recording in failed}
         if dropped & set(frames):  # copies written before their recording failed
