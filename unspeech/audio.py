@@ -312,14 +312,23 @@ def load_audio(
         data, rate = read_audio(name)
         data = cut_segment(data, rate, start, end, name)
         return convert_audio(data, rate, sample_rate, name, channel)
+    first, last, _ = file_range(name, start, end)
+    data, rate = read_audio(name, first, last)
+    return convert_audio(data, rate, sample_rate, name, channel)
+
+
+def file_range(name: str, start: float | None, end: float | None) -> tuple[int, int, int]:
+    """``(first, last, rate)``: the sample range ``[first, last)`` of a file's ``[start, end)`` segment
+    (seconds; both None for the whole file) at its own rate, from the header."""
     _check_file(name)
     try:
         info = sf.info(name)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise AudioError(f"cannot read audio {name!r}: {exc}") from exc
-    first, last = _segment_frames(start, end, info.samplerate, info.frames, name)
-    data, rate = read_audio(name, first, last)
-    return convert_audio(data, rate, sample_rate, name, channel)
+    if start is None and end is None:
+        return 0, int(info.frames), int(info.samplerate)
+    first, last = _segment_frames(0.0 if start is None else float(start), end, info.samplerate, info.frames, name)
+    return first, int(info.frames if last is None else last), int(info.samplerate)
 
 
 def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = TARGET_RATE) -> None:

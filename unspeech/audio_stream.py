@@ -21,7 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
-from unspeech.audio import TARGET_RATE, _check_file, _segment_frames, is_pipe, load_audio, to_mono
+from unspeech.audio import TARGET_RATE, file_range, is_pipe, load_audio, to_mono
 from unspeech.errors import AudioError
 
 __all__ = ["BlockResampler", "audio_length", "iter_audio_blocks"]
@@ -79,23 +79,9 @@ def audio_length(source: str | os.PathLike, start: float | None = None, end: flo
     name = os.fspath(source)
     if is_pipe(name):
         return None
-    first, last, rate = _file_range(name, start, end)
+    first, last, rate = file_range(name, start, end)
     g = math.gcd(rate, int(sample_rate))
     return -(-(last - first) * (int(sample_rate) // g) // (rate // g))
-
-
-def _file_range(name: str, start: float | None, end: float | None) -> tuple[int, int, int]:
-    import soundfile as sf
-
-    _check_file(name)
-    try:
-        info = sf.info(name)
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise AudioError(f"cannot read audio {name!r}: {exc}") from exc
-    if start is None and end is None:
-        return 0, int(info.frames), int(info.samplerate)
-    first, last = _segment_frames(0.0 if start is None else float(start), end, info.samplerate, info.frames, name)
-    return first, int(info.frames if last is None else last), int(info.samplerate)
 
 
 def iter_audio_blocks(
@@ -122,7 +108,7 @@ def iter_audio_blocks(
         return
     import soundfile as sf
 
-    first, last, rate = _file_range(name, start, end)
+    first, last, rate = file_range(name, start, end)
     if last <= first:
         raise AudioError(f"audio {name!r} contains no samples (zero-length)")
     resampler = BlockResampler(rate, target)
