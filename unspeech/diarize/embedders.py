@@ -82,6 +82,8 @@ class StatsEmbedder:
         self.period_frames = int(period_frames)
         self.num_bins = int(num_bins)
         self.dim = 2 * self.num_bins
+        # rows depend on the whole recording (per-recording normalisation): no chunked embedding
+        self.context_frames = None
 
     def embed(self, fbank: np.ndarray) -> np.ndarray:
         """``(T, num_bins)`` → ``(ceil(T / period_frames), 2 * num_bins)`` float32."""
@@ -137,6 +139,9 @@ class ContextEmbedder:
 
             self.head = load_run_head(self.run_dir, self.period_frames, checkpoint)
         self.dim = int(self.head.output_dim if self.head is not None else self._frames.output_dim)
+        # frames on either side that can change a row: its window, and the head's neighbouring rows
+        head_rows = int(self.head.context) if self.head is not None else 0
+        self.context_frames = self.window_frames + (head_rows + 1) * self.period_frames
         self.name = (f"context model {os.path.basename(os.path.normpath(self.run_dir))}"
                      f"{' + speaker head' if self.head is not None else ''} ({self.runtime} runtime)")
 

@@ -273,9 +273,10 @@ class Diarizer:
                 f"window of {window} frames ({(window - 1) * 0.01 + 0.025:.3f} s) of {self.embedder_.name}"
             )
 
-    def _rows(self, fbank: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Embedding rows, their speech fraction and which rows are "core" speech rows."""
-        rows = self.embedder_.embed(fbank)
+    def _rows(self, fbank: np.ndarray, mask: np.ndarray, embedded: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Embedding rows, their speech fraction and which rows are "core" speech rows
+        (``embedded``: ``fbank`` already holds the rows)."""
+        rows = fbank if embedded else self.embedder_.embed(fbank)
         step = int(self.step)
         padded = np.zeros(len(rows) * step, dtype=np.float64)
         padded[: len(mask)] = mask
@@ -382,6 +383,8 @@ class Diarizer:
         """
         self._setup()
         report = hook or (lambda *args, **kwargs: None)
+        if self._streams(audio, speech):
+            return self._call_streamed(os.fspath(audio), report, file_id, speech)
         samples, name = self._load(audio, sample_rate)
         if file_id is None:
             file_id = os.path.splitext(os.path.basename(name))[0] if name and not name.rstrip().endswith("|") else "audio"
@@ -402,10 +405,52 @@ class Diarizer:
             return []
         rows, fraction, core = self._rows(fbank, mask)
         report("embeddings", rows, completed=4, total=len(_STEPS))
+        return self._turns(rows, fraction, core, mask, file_id, report)
+
+    def _streams(self, audio, speech) -> bool:
+        """Whether ``audio`` goes through the bounded-memory front end (:mod:`unspeech.diarize.streaming`):
+        a file (not a pipe) longer than ``STREAM_SECONDS``, an embedder that works on chunks, and the
+        energy VAD (or given speech)."""
+        from unspeech.audio import is_pipe
+        from unspeech.audio_stream import audio_length
+        from unspeech.diarize import streaming
+
+        if not isinstance(audio, (str, os.PathLike)) or is_pipe(os.fspath(audio)):
+            return False
+        if getattr(self.embedder_, "context_frames", None) is None:
+            return False
+        if speech is None and self.vad is not None and not isinstance(self.vad, EnergyVAD):
+            return False
+        n = audio_length(audio, sample_rate=_SAMPLE_RATE)
+        return n is not None and n > streaming.STREAM_SECONDS * _SAMPLE_RATE
+
+    def _call_streamed(self, path: str, report, file_id: str | None, speech) -> list[Turn]:
+        """:meth:`__call__` for a long recording file: samples and fbank are never held whole."""
+        from unspeech.diarize.streaming import Streamed, stream_rows
+
+        if file_id is None:
+            file_id = os.path.splitext(os.path.basename(path))[0]
+        rows, log_energy, n_frames, n_samples = stream_rows(path, self.embedder_, log_energy=speech is None)
+        report("audio", Streamed("samples", (n_samples,)), completed=1, total=len(_STEPS))
+        report("fbank", Streamed("fbank", (n_frames, self.embedder_.num_bins)), completed=2, total=len(_STEPS))
+        if speech is None:
+            mask = (self.vad or EnergyVAD()).from_log_energy(log_energy)
+        else:
+            mask = self._speech_mask(None, n_frames, speech)
+        report("speech", mask, completed=3, total=len(_STEPS))
+        if not mask.any():
+            logger.warning("no speech found in %r: no speakers", path)
+            return []
+        rows, fraction, core = self._rows(rows, mask, embedded=True)
+        report("embeddings", rows, completed=4, total=len(_STEPS))
+        return self._turns(rows, fraction, core, mask, file_id, report)
+
+    def _turns(self, rows, fraction, core, mask, file_id: str, report) -> list[Turn]:
+        """Stages 5-6: speaker labels of the rows, frame labels, turns."""
         row_labels, names = self._row_labels(rows, fraction, core)
         found = np.unique(row_labels[row_labels >= 0])
         logger.info("%s: %d speaker%s", file_id, len(found), "" if len(found) == 1 else "s")
-        frame_labels = np.repeat(row_labels, int(self.step))[: len(fbank)]
+        frame_labels = np.repeat(row_labels, int(self.step))[: len(mask)]
         frame_labels[~mask] = NON_SPEECH
         frame_labels = postprocess_labels(frame_labels, int(self.smooth_size), int(self.dur_threshold), self.short_segments)
         report("labels", frame_labels, completed=5, total=len(_STEPS))
