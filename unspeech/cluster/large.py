@@ -192,7 +192,7 @@ def _join_groups(Z: np.ndarray, core: np.ndarray, group: np.ndarray, n_groups: i
     the cheapest links. Groups still apart after that are chained at ``2 * top``.
     """
     from scipy.sparse import coo_matrix, csgraph
-    from sklearn.neighbors import KDTree, NearestNeighbors
+    from sklearn.neighbors import KDTree
 
     order = np.argsort(group, kind="stable")
     starts = np.searchsorted(group[order], np.arange(n_groups))
@@ -200,7 +200,9 @@ def _join_groups(Z: np.ndarray, core: np.ndarray, group: np.ndarray, n_groups: i
     sizes = np.diff(np.append(starts, len(order)))
     centroids = np.add.reduceat(Z[order], starts, axis=0) / sizes[:, None]
     m = min(n_candidates, n_groups - 1)
-    near = NearestNeighbors(n_neighbors=m + 1).fit(centroids).kneighbors(centroids, return_distance=False)
+    # the groups' nearest centroids by faiss (sklearn's "auto" picks brute force from 16 dims on,
+    # quadratic in the groups: minutes at ten million points)
+    _, near = knn_graph(centroids, m + 1, random_state=0)
     pairs = np.unique(np.sort(np.column_stack([np.repeat(np.arange(n_groups), m), near[:, 1:].ravel()]), axis=1), axis=0)
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
     trees: dict[int, KDTree] = {}
