@@ -20,6 +20,10 @@ Read side
     through an scp must end where the archive's next record starts, and ids hold no control
     characters, so a damaged size is one error naming the file, utterance and byte offset, never a
     short or oddly shaped result. Text numbers follow Kaldi's syntax (``1_000`` is refused).
+    :func:`iter_mats_lazy` gives long plain binary matrices of an scp or an ark on disk as
+    :class:`LazyMatrix` objects that read only the row ranges asked for (hours of frames are
+    never held whole); compressed matrices and archives read as a stream (pipes, ``.gz``) are
+    read whole as :func:`iter_mats` reads them.
 
 Write side
     :func:`write_mats` writes ``(utt_id, matrix)`` pairs to a binary ark (float32 unless told
@@ -35,6 +39,7 @@ import contextlib
 import gzip
 import io
 import logging
+import operator
 import os
 import re
 import stat
@@ -52,6 +57,8 @@ from unspeech.feature_store import FeatureStore
 
 __all__ = [
     "iter_mats",
+    "iter_mats_lazy",
+    "LazyMatrix",
     "check_rspecifier_exists",
     "load_mats",
     "read_mat",
@@ -393,10 +400,131 @@ def read_mat(fd: IO[bytes], where: str = "<stream>", alloc: Allocator | None = N
     return np.asarray(rows, dtype=np.float32).reshape(len(rows), widths.pop() if widths else 0)
 
 
-def _check_values(arr: np.ndarray, where: str) -> None:
+def _check_values(arr: np.ndarray, where: str, first_row: int = 0) -> None:
+    """Raise :class:`DataError` for NaN/Inf; rows are counted from ``first_row`` in the message."""
     if arr.size and not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr.reshape(arr.shape[0], -1)))[0]
-        raise DataError(f"{where}: matrix contains NaN or Inf (first at row {int(bad[0])})")
+        raise DataError(f"{where}: matrix contains NaN or Inf (first at row {first_row + int(bad[0])})")
+
+
+class LazyMatrix:
+    """A plain binary matrix (``FM``/``DM``) of an archive on disk, read row range by row range.
+
+    :func:`iter_mats_lazy` gives one for a long matrix, so that a consumer that works through it
+    in row blocks (``gen-feat`` on an utterance of hours: 230 MB of float32 for 4 h of 40-dim
+    frames) holds only the rows it asked for. Its size header was checked against the bytes in
+    the file when it was made; a read that comes up short later (the archive was truncated
+    since) is a :class:`DataError` naming the archive, the utterance and the byte offset.
+
+    Parameters
+    ----------
+    path : str
+        The archive.
+    offset : int
+        Byte offset of the first value (just after the matrix header).
+    shape : (rows, cols)
+    dtype : ``"<f4"`` or ``"<f8"``
+        The stored type; rows come back in it (native byte order).
+    where : str
+        Names the file and utterance in error messages.
+    validate : bool
+        Check every row read is finite (:class:`DataError` naming the row).
+    """
+
+    ndim = 2
+
+    def __init__(self, path: str, offset: int, shape: tuple[int, int], dtype: str | np.dtype, where: str,
+                 validate: bool = True):
+        self.path = os.fspath(path)
+        self.offset = int(offset)
+        self.shape = (int(shape[0]), int(shape[1]))
+        self._stored = np.dtype(dtype)
+        self.dtype = self._stored.newbyteorder("=")
+        self.where = where
+        self.validate = bool(validate)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"LazyMatrix({self.path!r}, offset={self.offset}, shape={self.shape}, dtype={self.dtype.name})"
+
+    def __getitem__(self, index: slice | int) -> np.ndarray:
+        """Rows ``a:b`` (step 1) as an array of shape (b - a, cols), or row ``i`` as one of shape (cols,)."""
+        rows = self.shape[0]
+        if isinstance(index, slice):
+            first, stop, step = index.indices(rows)
+            if step != 1:
+                raise IndexError(f"LazyMatrix reads contiguous rows only (step 1). Received: step={step}")
+            return self.read_rows(first, max(first, stop))
+        try:
+            i = operator.index(index)
+        except TypeError:
+            raise TypeError(f"LazyMatrix takes a row slice or a row index, not {type(index).__name__}") from None
+        if not -rows <= i < rows:
+            raise IndexError(f"row {i} is outside the {rows} rows of {self.where}")
+        i %= rows
+        return self.read_rows(i, i + 1)[0]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """The whole matrix (for code that needs all of it)."""
+        arr = self.read_rows(0, self.shape[0])
+        return arr if dtype is None else arr.astype(dtype, copy=False)
+
+    def read_rows(self, first: int, stop: int) -> np.ndarray:
+        """Rows ``first .. stop - 1`` (0 <= first <= stop <= rows): shape (stop - first, cols)."""
+        rows, cols = self.shape
+        if not 0 <= first <= stop <= rows:
+            raise IndexError(f"rows {first}:{stop} are outside the {rows} rows of {self.where}")
+        out = np.empty((stop - first, cols), self._stored)
+        if out.nbytes:
+            pos = self.offset + first * cols * self._stored.itemsize
+            view, got = memoryview(out).cast("B"), 0
+            try:
+                with open(self.path, "rb") as fh:
+                    fh.seek(pos)
+                    while got < out.nbytes:
+                        n = fh.readinto(view[got:])
+                        if not n:
+                            break
+                        got += n
+            except OSError as exc:
+                raise DataError(f"{self.where}: cannot read {self.path}: {exc.strerror}") from None
+            if got != out.nbytes:
+                raise DataError(
+                    f"{self.where}: rows {first}:{stop} at byte {pos} of {self.path}: unexpected end of file, "
+                    f"wanted {out.nbytes} bytes, got {got} (was the archive truncated after it was opened?)")
+        out = out.astype(self.dtype, copy=False)
+        if self.validate:
+            _check_values(out, self.where, first)
+        return out
+
+
+def _lazy_mat(fd: IO[bytes], path: str, where: str, min_rows: int, validate: bool) -> LazyMatrix | None:
+    """A :class:`LazyMatrix` for the plain binary matrix of at least ``min_rows`` rows at the position
+    of ``fd`` (a regular file), which is then moved past it; None (``fd`` unmoved) for anything else.
+
+    The sizes are checked against the bytes left in the file (:class:`DataError` naming ``where``);
+    whatever this declines, :func:`read_mat` reads (or rejects) as usual.
+    """
+    peek = getattr(fd, "peek", None)
+    if peek is None or _bytes_left(fd) is None:
+        return None
+    head = peek(15)[:15]
+    token = head[2:4]
+    if len(head) < 15 or head[:2] != b"\0B" or head[4:5] != b" " or token not in (b"FM", b"DM") \
+            or head[5] != 4 or head[10] != 4:
+        return None
+    rows, cols = struct.unpack("<i", head[6:10])[0], struct.unpack("<i", head[11:15])[0]
+    if rows < max(min_rows, 0):
+        return None
+    dtype = np.dtype(_PLAIN_TYPES[token][0])
+    fd.read(15)
+    nbytes = rows * cols * dtype.itemsize
+    _check_sizes(fd, token.decode(), rows, cols, nbytes, where)
+    offset = fd.tell()
+    fd.seek(offset + nbytes)
+    return LazyMatrix(path, offset, (rows, cols), dtype, where, validate)
 
 
 def read_scp_entries(scp_path: str | os.PathLike) -> Iterator[tuple[str, str]]:
@@ -566,7 +694,8 @@ def _next_in_same_ark(entry: tuple[str, str] | None, path: str, offset: int) -> 
     return entry[0], next_offset
 
 
-def _iter_scp(scp_path: str, validate: bool, alloc: Allocator | None = None) -> Iterator[tuple[str, np.ndarray]]:
+def _iter_scp(scp_path: str, validate: bool, alloc: Allocator | None = None,
+              lazy_rows: int | None = None) -> Iterator[tuple[str, np.ndarray | LazyMatrix]]:
     handles: dict[str, IO[bytes]] = {}
     entries = read_scp_entries(scp_path)
     following = next(entries, None)
@@ -597,11 +726,15 @@ def _iter_scp(scp_path: str, validate: bool, alloc: Allocator | None = None) -> 
                 if offset > os.fstat(fd.fileno()).st_size:
                     raise DataError(f"{where}: offset {offset} is past the end of {path}")
                 fd.seek(offset)
-                arr = read_mat(fd, where, alloc_here)
+                arr = None
+                if lazy_rows is not None and ranges is None:
+                    arr = _lazy_mat(fd, path, where, lazy_rows, validate)
+                if arr is None:
+                    arr = read_mat(fd, where, alloc_here)
                 _check_record_end(fd, path, where, _next_in_same_ark(following, path, offset))
             if ranges is not None:
                 arr = _apply_range(arr, ranges, where)
-            if validate:
+            if validate and not isinstance(arr, LazyMatrix):  # a LazyMatrix checks the rows it reads
                 _check_values(arr, where)
             yield utt, arr
     finally:
@@ -644,7 +777,10 @@ def _named_gzip_errors(target: str, what: Callable[[], str]) -> Iterator[None]:
         raise DataError(f"{target}: damaged gzip data {what()} ({exc or type(exc).__name__})") from None
 
 
-def _iter_ark(target: str, validate: bool, alloc: Allocator | None = None) -> Iterator[tuple[str, np.ndarray]]:
+def _iter_ark(target: str, validate: bool, alloc: Allocator | None = None,
+              lazy_rows: int | None = None) -> Iterator[tuple[str, np.ndarray | LazyMatrix]]:
+    if target == "-" or target.endswith("|"):  # stdin may be a regular file, but it has no path to reopen
+        lazy_rows = None
     with _open_stream(target) as stream:
         fd = stream if _tell(stream) is not None else _Counting(stream)
         utt = None
@@ -654,8 +790,10 @@ def _iter_ark(target: str, validate: bool, alloc: Allocator | None = None) -> It
                 if utt is None:
                     return
                 where = f"{target}: utterance {utt!r} at byte {_tell(fd)}"
-                arr = read_mat(fd, where, alloc)
-            if validate:
+                arr = _lazy_mat(fd, target, where, lazy_rows, validate) if lazy_rows is not None else None
+                if arr is None:
+                    arr = read_mat(fd, where, alloc)
+            if validate and not isinstance(arr, LazyMatrix):  # a LazyMatrix checks the rows it reads
                 _check_values(arr, where)
             yield utt, arr
 
@@ -766,11 +904,40 @@ def iter_mats(rspecifier: str | os.PathLike, *, validate: bool = True) -> Iterat
     yield from _iter_mats(rspecifier, validate)
 
 
-def _iter_mats(rspecifier, validate: bool = True, alloc: Allocator | None = None):
+def iter_mats_lazy(rspecifier: str | os.PathLike, min_rows: int, *,
+                   validate: bool = True) -> Iterator[tuple[str, np.ndarray | LazyMatrix]]:
+    """As :func:`iter_mats`, but long matrices come as :class:`LazyMatrix` (read on demand).
+
+    A matrix of at least ``min_rows`` rows that is stored as a plain binary ``FM``/``DM`` matrix
+    in a regular file (an scp entry ``x.ark:offset`` without a row/column range, or a record of
+    an uncompressed ark file) is not read: its header is checked against the bytes left in the
+    file (a damaged size is a :class:`DataError` naming the file, utterance and byte offset, as
+    with :func:`iter_mats`) and a :class:`LazyMatrix` that reads row ranges on demand is yielded.
+    Everything else (shorter matrices, compressed or text matrices, ranged scp entries, bare-matrix
+    files, pipes and ``.gz`` archives) is read whole into an array, exactly as :func:`iter_mats`
+    reads it. With ``validate``, a :class:`LazyMatrix` checks the rows it reads for NaN/Inf.
+
+    Parameters
+    ----------
+    rspecifier : str or path
+        See the module docstring.
+    min_rows : int
+        Matrices of fewer rows are read whole.
+    validate : bool
+        Check every value is finite.
+
+    Yields
+    ------
+    (str, ndarray of shape (T, F) or (D,), or LazyMatrix of shape (T, F))
+    """
+    yield from _iter_mats(rspecifier, validate, lazy_rows=int(min_rows))
+
+
+def _iter_mats(rspecifier, validate: bool = True, alloc: Allocator | None = None, lazy_rows: int | None = None):
     kind, target = parse_rspecifier(rspecifier)
     if kind == "scp":
-        return _iter_scp(target, validate, alloc)
-    return _iter_ark(target, validate, alloc)
+        return _iter_scp(target, validate, alloc, lazy_rows)
+    return _iter_ark(target, validate, alloc, lazy_rows)
 
 
 def load_mats(

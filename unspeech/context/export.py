@@ -8,6 +8,15 @@ for ``--online-ivector-dir DIR`` (``--online-ivectors=scp:PREFIX.scp
 --online-ivector-period=$(cat DIR/ivector_period)``). Every input utterance appears in the output,
 in input order.
 
+Long utterances are streamed (issue 14): an input matrix of more than
+:data:`unspeech.context.embed.STREAM_ROWS` frames stored plain (``FM``/``DM``) in an scp's or an
+uncompressed ark file's archive is read a batch of windows at a time
+(:func:`unspeech.kaldi_io.iter_mats_lazy`; compressed matrices, pipes and ``.gz`` archives are
+read whole), its rows are computed and written block by block (:class:`unspeech.kaldi_io.RowBlocks`)
+and its speaker vector is a running mean, so memory does not grow with the length of an
+utterance. ``output_format=npz`` joins a streamed utterance's blocks (an npz entry is one array);
+compressed and text arks do the same (see :func:`unspeech.kaldi_io.write_mats`).
+
 Scale-out: ``job=J, num_jobs=N`` processes utterances ``J-1, J-1+N, J-1+2N, ...`` (round robin,
 1-based ``J`` as in Kaldi's ``JOB``) into ``PREFIX.J.ark/scp`` + ``PREFIX.J.json``; :func:`merge_jobs`
 then writes ``PREFIX.scp`` in input order, ``ivector_period`` and ``final.ie.id``. ``nj=N`` does both
@@ -170,14 +179,17 @@ def _shard(items: Iterable[tuple[str, np.ndarray]], job: int, num_jobs: int) -> 
             yield item
 
 
-def _scp_iter_for_job(rspecifier: str, job: int, num_jobs: int):
-    """For an scp input, read only this job's lines (no need to touch the other arks)."""
+def _scp_iter_for_job(rspecifier: str, job: int, num_jobs: int, lazy_rows: int):
+    """This job's utterances; for an scp input, read only this job's lines (no need to touch the other arks).
+
+    Matrices of at least ``lazy_rows`` rows stored plain on disk come as
+    :class:`~unspeech.kaldi_io.LazyMatrix` (see :func:`unspeech.kaldi_io.iter_mats_lazy`)."""
     from unspeech import kaldi_io
     from unspeech.kaldi_io import parse_rspecifier
 
     kind, target = parse_rspecifier(rspecifier)
     if kind != "scp" or not job:
-        return _shard(kaldi_io.iter_mats(rspecifier), job, num_jobs)
+        return _shard(kaldi_io.iter_mats_lazy(rspecifier, lazy_rows), job, num_jobs)
     lines = [f"{u} {loc}\n" for i, (u, loc) in enumerate(kaldi_io.read_scp_entries(target)) if i % num_jobs == job - 1]
     import tempfile
 
@@ -187,7 +199,7 @@ def _scp_iter_for_job(rspecifier: str, job: int, num_jobs: int):
 
     def gen():
         try:
-            yield from kaldi_io.iter_mats(f"scp:{tmp.name}")
+            yield from kaldi_io.iter_mats_lazy(f"scp:{tmp.name}", lazy_rows)
         finally:
             os.unlink(tmp.name)
 
@@ -227,8 +239,9 @@ def _write_output(prefix: str, items: Iterator[tuple[str, np.ndarray]], opts: Ge
     from unspeech import kaldi_io
     from unspeech._fileutil import atomic_path
 
-    if opts.output_format == "npz":
-        arrays = dict(items)
+    if opts.output_format == "npz":  # one array per entry: streamed rows are joined
+        arrays = {utt: rows.join(f"{prefix}.npz: utterance {utt!r}") if isinstance(rows, kaldi_io.RowBlocks) else rows
+                  for utt, rows in items}
         with atomic_path(prefix + ".npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
@@ -337,10 +350,10 @@ def _gen_feat(run_dir: str, filelist: str, opts: GenFeatOptions, given: dict[str
         ident += "-int8"  # other numbers than the float model's: Kaldi must not mix the two
     if period is not None and opts.output_feat_file:
         ivector_dir.check_folder(opts.output_feat_file, period, ident)
-    from unspeech.context.embed import FrameEmbedder, speaker_vector
+    from unspeech.context.embed import STREAM_ROWS, FrameEmbedder, speaker_vector
     from unspeech.context.towers import load_towers
 
-    from unspeech.kaldi_io import check_rspecifier_exists
+    from unspeech.kaldi_io import RowBlocks, check_rspecifier_exists
 
     check_rspecifier_exists(filelist, "--filelist")  # before the model (and its runtime) is loaded
 
@@ -368,7 +381,8 @@ def _gen_feat(run_dir: str, filelist: str, opts: GenFeatOptions, given: dict[str
     lengths: dict[str, int] = {}
 
     def inputs():
-        for utt, feats in _scp_iter_for_job(filelist, opts.job, opts.num_jobs):
+        # the utterances the embedder streams are read lazily where they are stored plain
+        for utt, feats in _scp_iter_for_job(filelist, opts.job, opts.num_jobs, STREAM_ROWS + 1):
             if feats.ndim != 2 or feats.shape[1] != config.feat_size:
                 raise DataError(
                     f"{filelist}: utterance {utt!r} has {feats.shape[-1]}-dimensional features, but the run "
@@ -377,14 +391,27 @@ def _gen_feat(run_dir: str, filelist: str, opts: GenFeatOptions, given: dict[str
             lengths[utt] = len(feats)
             yield utt, feats
 
+    def done(utt: str) -> None:
+        frames = lengths.pop(utt)
+        progress.update(frames)
+        if on_utterance is not None:
+            on_utterance(utt, frames)
+
+    def then_done(utt: str, blocks: RowBlocks) -> Iterator[np.ndarray]:
+        yield from blocks
+        done(utt)  # a streamed utterance counts once its last block is written
+
     def outputs():
         count = 0
         for utt, rows in embedder.embed(inputs()):
-            progress.update(lengths[utt])
-            if on_utterance is not None:
-                on_utterance(utt, lengths.pop(utt))
             count += 1
-            yield utt, (speaker_vector(rows, opts.speaker_vector_l2_normalize) if opts.generate_speaker_vectors else rows)
+            if opts.generate_speaker_vectors:  # a running mean over streamed rows
+                rows = speaker_vector(rows, opts.speaker_vector_l2_normalize)
+            if isinstance(rows, RowBlocks):
+                rows = RowBlocks(rows.shape, then_done(utt, rows))
+            else:
+                done(utt)
+            yield utt, rows
         if count == 0 and not opts.job:  # raised inside the writer: existing outputs stay as they were
             raise DataError(f"{filelist}: no utterances to export")
         if opts.job and opts.output_format != "npz":  # every row is ready: the job ark is replaced next
