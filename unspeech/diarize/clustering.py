@@ -105,7 +105,12 @@ def check_count_rule(count_rule: str) -> None:
 
 def assign_to_centroids(rows: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """Index of the most cosine-similar centroid per row: ``(N, D), (K, D)`` → ``(N,) int64``."""
-    return np.argmax(l2_normalize(rows) @ l2_normalize(centroids).T, axis=1).astype(np.int64)
+    c = l2_normalize(centroids).T
+    step = 1 << 14  # rows per block (no normalised copy of all rows)
+    out = np.empty(len(rows), dtype=np.int64)
+    for a in range(0, len(rows), step):
+        out[a:a + step] = np.argmax(l2_normalize(rows[a:a + step]) @ c, axis=1)
+    return out
 
 
 def merge_small_clusters(x: np.ndarray, labels: np.ndarray, min_cluster_size: int) -> np.ndarray:
@@ -299,12 +304,12 @@ def cluster_rows(
         raise ConfigError(f"`method` must be one of {', '.join(CLUSTER_METHODS)}. Received: method={method!r}")
     check_count_rule(count_rule)
     low, high = check_speaker_bounds(num_speakers, min_speakers, max_speakers)
-    x = np.asarray(rows, dtype=np.float64)
+    x = np.array(rows, dtype=np.float64)  # the one copy of the rows: centred and normalised in place
     if len(x) == 0:
         return np.zeros(0, dtype=np.int64)
     if center and len(x) > 1:
-        x = x - x.mean(axis=0)
-    x = l2_normalize(x)
+        x -= x.mean(axis=0)
+    x = l2_normalize(x, copy=False)
     if len(x) < 3 or (high == 1):
         return np.zeros(len(x), dtype=np.int64)
     if method == "spectral":

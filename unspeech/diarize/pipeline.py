@@ -58,10 +58,15 @@ def moving_average(x: np.ndarray, size: int) -> np.ndarray:
     (``scipy.ndimage.uniform_filter1d(x, size, axis=0, mode="nearest")``, without importing SciPy's
     image package on every command)."""
     x = np.asarray(x, dtype=np.float64)
-    before = size // 2
-    padded = np.concatenate([np.repeat(x[:1], before, axis=0), x, np.repeat(x[-1:], size - 1 - before, axis=0)])
-    csum = np.concatenate([np.zeros((1,) + x.shape[1:]), np.cumsum(padded, axis=0)])
-    return (csum[size:] - csum[:-size]) / size
+    n, before = len(x), size // 2
+    out = np.empty_like(x)
+    step = 1 << 13  # output rows per block: memory beyond the result is one block
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        block = x[np.clip(np.arange(a - before, b + size - 1 - before), 0, n - 1)]
+        csum = np.concatenate([np.zeros((1,) + x.shape[1:]), np.cumsum(block, axis=0)])
+        out[a:b] = (csum[size:] - csum[:-size]) / size
+    return out
 
 
 class Diarizer:
@@ -301,8 +306,8 @@ class Diarizer:
         """Rows (optionally centred on the core rows' mean) L2-normalised and averaged over ``pool_rows``."""
         x = rows.astype(np.float64)
         if center and core.sum() > 1:
-            x = x - x[core].mean(axis=0)
-        x = l2_normalize(x)
+            x -= core.astype(np.float64) @ x / core.sum()  # the core rows' mean, without copying them
+        x = l2_normalize(x, copy=False)
         if int(self.pool_rows) > 1:
             x = moving_average(x, int(self.pool_rows))
         return x
@@ -324,7 +329,7 @@ class Diarizer:
         rest = speech_rows & ~core
         if rest.any():
             kept = np.unique(labels[core])
-            centroids = np.stack([x[core][labels[core] == k].mean(axis=0) for k in kept])
+            centroids = np.stack([x[core & (labels == k)].mean(axis=0) for k in kept])
             labels[rest] = kept[assign_to_centroids(x[rest], centroids)]
         return labels
 

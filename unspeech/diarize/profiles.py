@@ -26,11 +26,16 @@ UNKNOWN = "unknown"
 """Label of speech that matches no enrolled profile closely enough."""
 
 
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows of ``(N, D)`` (or one ``(D,)`` vector) scaled to unit length; zero rows stay zero."""
+def l2_normalize(x: np.ndarray, copy: bool = True) -> np.ndarray:
+    """Rows of ``(N, D)`` (or one ``(D,)`` vector) scaled to unit length; zero rows stay zero.
+
+    ``copy=False`` scales a float64 array in place (no second ``(N, D)`` array for long recordings)."""
     x = np.asarray(x, dtype=np.float64)
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.where(norm > 0, norm, 1.0)
+    if copy:
+        return x / np.where(norm > 0, norm, 1.0)
+    x /= np.where(norm > 0, norm, 1.0)
+    return x
 
 
 @dataclass(frozen=True)

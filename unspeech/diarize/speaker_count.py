@@ -157,13 +157,23 @@ def _lag_distances(rows: np.ndarray, positions: np.ndarray | None, lag: int) -> 
     """Cosine distances of the row pairs exactly ``lag`` positions apart, ``(n_pairs,)``, and the
     mean cosine distance of all pairs (rows centred and L2-normalised first)."""
     x = np.asarray(rows, dtype=np.float64)
-    x = l2_normalize(x - x.mean(axis=0))
+    mean = x.mean(axis=0)
     pos = np.arange(len(x)) if positions is None else np.asarray(positions, dtype=np.int64)
     later = np.searchsorted(pos, pos + lag)
     ok = later < len(pos)
     ok[ok] = pos[later[ok]] == pos[ok] + lag
-    near = 1.0 - np.sum(x[ok] * x[later[ok]], axis=1)
-    return near, 1.0 - float(np.sum(x.mean(axis=0) ** 2))  # mean of 1 - cos over all pairs (i = j included)
+    first, second = np.flatnonzero(ok), later[ok]
+    near = np.empty(len(first))
+    unit_sum = np.zeros(x.shape[1])
+    step = 1 << 14  # rows per block: no (N, D) copies of a long recording's rows
+    for a in range(0, len(x), step):
+        unit_sum += l2_normalize(x[a:a + step] - mean, copy=False).sum(axis=0)
+    for a in range(0, len(first), step):
+        u = l2_normalize(x[first[a:a + step]] - mean, copy=False)
+        v = l2_normalize(x[second[a:a + step]] - mean, copy=False)
+        near[a:a + step] = 1.0 - np.einsum("ij,ij->i", u, v)
+    # mean of 1 - cos over all pairs (i = j included)
+    return near, 1.0 - float(np.sum((unit_sum / max(len(x), 1)) ** 2))
 
 
 def temporal_coherence(rows: np.ndarray, positions: np.ndarray | None = None, lag: int = 10) -> float | None:
@@ -219,10 +229,10 @@ SPEAKER_COUNT_RULES = ("relative", "eigengap")
 
 def _centred_sample(x: np.ndarray, max_points: int) -> np.ndarray:
     """Rows centred on their mean, at most ``max_points`` of them (evenly spaced), L2-normalised."""
-    x = x - x.mean(axis=0)
+    mean = x.mean(axis=0)
     if len(x) > max_points:
         x = x[np.linspace(0, len(x) - 1, int(max_points)).round().astype(np.int64)]
-    return l2_normalize(x)
+    return l2_normalize(x - mean, copy=False)
 
 
 def _relative_count(x: np.ndarray, low: int, high: int, positions, lag: int, factor: float, min_cluster_size: int,
