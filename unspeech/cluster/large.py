@@ -20,7 +20,7 @@ What this path does instead:
    exact HDBSCAN may link two points that are not among each other's ``n_neighbors`` nearest
    neighbours. Inside dense groups the kNN edges hold the tree; groups that no kNN edge joins
    (well-separated speakers) are linked to the groups with the nearest centroids by their
-   smallest mutual reachability distance (point-to-KD-tree queries), and a spanning tree over
+   smallest mutual reachability distance (between the points of each that face the other), and a spanning tree over
    the groups keeps the cheapest of those links.
 4. The tree's single-linkage matrix (:func:`unspeech.cluster.linkage.single_linkage_tree`, the
    same matrix as hdbscan's private ``label``, which is too slow past a million points), then
@@ -187,12 +187,12 @@ def _join_groups(Z: np.ndarray, core: np.ndarray, group: np.ndarray, n_groups: i
 
     Each group is linked to the groups with the ``n_candidates`` nearest centroids by the
     smallest mutual reachability distance between their points (exact over all point pairs,
-    batched, when both groups have at most ``sqrt(dense_limit)`` points; otherwise every point of
-    the smaller group queries a KD-tree of the larger one); a spanning tree over the groups keeps
-    the cheapest links. Groups still apart after that are chained at ``2 * top``.
+    batched, when both groups have at most ``width = sqrt(dense_limit)`` points; otherwise over
+    the pairs of the ``width`` points of each group nearest the other's centroid, where the
+    closest pair lies unless a group wraps around the other); a spanning tree over the groups
+    keeps the cheapest links. Groups still apart after that are chained at ``2 * top``.
     """
     from scipy.sparse import coo_matrix, csgraph
-    from sklearn.neighbors import KDTree
 
     order = np.argsort(group, kind="stable")
     starts = np.searchsorted(group[order], np.arange(n_groups))
@@ -205,23 +205,22 @@ def _join_groups(Z: np.ndarray, core: np.ndarray, group: np.ndarray, n_groups: i
     _, near = knn_graph(centroids, m + 1, random_state=0)
     pairs = np.unique(np.sort(np.column_stack([np.repeat(np.arange(n_groups), m), near[:, 1:].ravel()]), axis=1), axis=0)
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    trees: dict[int, KDTree] = {}
     links = np.empty((len(pairs), 3))
     width = max(1, int(np.sqrt(dense_limit)))
     dense = (sizes[pairs[:, 0]] <= width) & (sizes[pairs[:, 1]] <= width)
     if dense.any():
         _dense_links(Z, core, order, starts, sizes, pairs, np.flatnonzero(dense), links)
     for row in np.flatnonzero(~dense):
+        # large groups: the `width` points of each that lie nearest the other group's centroid, all
+        # pairs of those (a KD-tree of every point of the larger group, queried by every point of
+        # the smaller, took most of the fit at ten million points)
         a, b = pairs[row]
-        small, big = (a, b) if sizes[a] <= sizes[b] else (b, a)
-        if big not in trees:
-            trees[big] = KDTree(Z[members[big]])
-        dist, idx = trees[big].query(Z[members[small]], k=1)
-        targets = members[big][idx[:, 0]]
-        sources = members[small]
-        reach = np.maximum(np.maximum(core[sources], core[targets]), dist[:, 0])
-        best = int(np.argmin(reach))
-        links[row] = (sources[best], targets[best], reach[best])
+        sources, targets = (_facing(Z, members[g], centroids[h], width) for g, h in ((a, b), (b, a)))
+        za, zb = Z[sources], Z[targets]
+        d2 = (za * za).sum(axis=1)[:, None] + (zb * zb).sum(axis=1)[None, :] - 2.0 * za @ zb.T
+        reach = np.maximum(np.maximum(core[sources][:, None], core[targets][None, :]), np.sqrt(np.maximum(d2, 0.0)))
+        i, j = np.unravel_index(int(np.argmin(reach)), reach.shape)
+        links[row] = (sources[i], targets[j], reach[i, j])
     weights = np.maximum(links[:, 2], np.finfo(np.float64).tiny)
     group_graph = coo_matrix((weights, (pairs[:, 0], pairs[:, 1])), shape=(n_groups, n_groups)).tocsr()
     group_tree = csgraph.minimum_spanning_tree(group_graph).tocoo()
@@ -233,6 +232,14 @@ def _join_groups(Z: np.ndarray, core: np.ndarray, group: np.ndarray, n_groups: i
         heads = np.array([members[np.flatnonzero(left == c)[0]][0] for c in range(n_left)])
         joined.append(np.column_stack([heads[:-1], heads[1:], np.full(n_left - 1, 2.0 * max(top, weights.max()))]))
     return np.vstack(joined)
+
+
+def _facing(Z: np.ndarray, points: np.ndarray, towards: np.ndarray, width: int) -> np.ndarray:
+    """The (at most ``width``) of ``points`` nearest the point ``towards``."""
+    if len(points) <= width:
+        return points
+    d2 = ((Z[points] - towards) ** 2).sum(axis=1)
+    return points[np.argpartition(d2, width - 1)[:width]]
 
 
 def _dense_links(Z, core, order, starts, sizes, pairs, rows, links, batch_cells: int = 1 << 22) -> None:
