@@ -128,3 +128,28 @@ def hold_lock(lock_path: str | os.PathLike, busy: Callable[[str], Exception]) ->
             fh.seek(0)
             fh.truncate()
         fh.close()  # releases the lock
+
+
+def publish_folder(stage: str | os.PathLike, target: str | os.PathLike, marker: str, marker_bytes: bytes) -> None:
+    """Move the files written under ``stage`` into ``target`` as one set, ``marker`` last.
+
+    The set's marker (a data dir's ``feats.scp``: without it Kaldi's scripts and our readers refuse
+    the folder) is removed from ``target`` first, every other file of ``stage`` (sub-folders
+    included) is renamed over its counterpart, and ``marker_bytes`` are written to ``marker`` last
+    (atomically). A kill at any point leaves the complete old set, a folder without its marker,
+    or the complete new set, never a marker beside tables of another run. ``stage`` (made with
+    :func:`temp_dir_beside`, on the same file system) is removed at the end.
+    """
+    stage, target = Path(stage), Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(target / marker)
+    for path in sorted(stage.rglob("*")):
+        rel = path.relative_to(stage)
+        if path.is_dir() or rel == Path(marker):
+            continue
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target / rel)
+    with atomic_path(target / marker) as tmp:
+        tmp.write_bytes(marker_bytes)
+    shutil.rmtree(stage, ignore_errors=True)

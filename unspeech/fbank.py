@@ -531,10 +531,26 @@ def make_fbank_datadir(
         if missing:
             raise DataError(f"text has no transcript for utterance {missing[0]!r} ({len(missing)} missing)")
     tasks = _tasks(plan)
+    opts = _effective_options(options, dither, num_bins)
+    # everything is written to a staging folder beside out_dir and published as one set at the end
+    # (feats.scp last): a failed or killed run leaves the old data dir, or one without feats.scp
+    final_dir, out_dir = out_dir, temp_dir_beside(out_dir)
+    try:
+        return _write_datadir(final_dir, out_dir, plan, tasks, opts, nj, compress, absolute_paths, keep_going,
+                              progress, factors, transcripts, text)
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def _write_datadir(final_dir: Path, out_dir: Path, plan, tasks, opts: FbankOptions, nj: int, compress, absolute_paths: bool,
+                   keep_going: bool, progress, factors, transcripts, text) -> FbankSummary:
+    """The body of :func:`make_fbank_datadir`: write the data dir into the staging folder ``out_dir``,
+    then publish it into ``final_dir``."""
+    from unspeech import datadir, kaldi_io
+    from unspeech._fileutil import atomic_open, publish_folder, temp_dir_beside
+
     out_spk = plan.utt2spk
     total = len(out_spk)
-    opts = _effective_options(options, dither, num_bins)
-    out_dir.mkdir(parents=True, exist_ok=True)
     frames: dict[str, int] = {}
     reco_seconds: dict[str, float] = {}
     counters = {"samples": 0}
@@ -610,8 +626,17 @@ def make_fbank_datadir(
     (out_dir / "conf").mkdir(exist_ok=True)
     with atomic_open(out_dir / "conf" / "fbank.conf") as fh:
         fh.write(opts.to_kaldi_config())
+    # feats.scp names the ark where it will lie, not where it was written
+    staged = os.path.abspath(ark) if absolute_paths else os.fspath(ark)
+    final = os.path.abspath(final_dir / "feats.ark") if absolute_paths else os.fspath(final_dir / "feats.ark")
+    lines = []
+    for utt, location in kaldi_io.read_scp_entries(scp):
+        path, offset = location.rsplit(":", 1)
+        assert path == staged, (path, staged)
+        lines.append(f"{utt} {final}:{offset}\n")
+    publish_folder(out_dir, final_dir, "feats.scp", "".join(lines).encode("utf-8"))
     seconds = counters["samples"] / opts.sample_frequency
     elapsed = time.perf_counter() - started
     logger.info("%d utterances, %.1f s of audio in %.1f s (%.0fx real time) -> %s",
                 total, seconds, elapsed, seconds / max(elapsed, 1e-9), scp)
-    return FbankSummary(str(out_dir), total, len(spk2utt), sum(frames.values()), seconds, dict(failed))
+    return FbankSummary(str(final_dir), total, len(spk2utt), sum(frames.values()), seconds, dict(failed))
