@@ -153,3 +153,22 @@ def publish_folder(stage: str | os.PathLike, target: str | os.PathLike, marker: 
     with atomic_path(target / marker) as tmp:
         tmp.write_bytes(marker_bytes)
     shutil.rmtree(stage, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def output_lock(path: str | os.PathLike, what: str = "run") -> Iterator[Path]:
+    """One writer per output: hold ``.NAME.lock`` beside ``path`` (a file or a folder) for the body.
+
+    A second writer of the same output gets a :class:`~unspeech.errors.ConfigError` naming the
+    output and the holder (pid, host, start time) at once; see :func:`hold_lock`.
+    """
+    from unspeech.errors import ConfigError
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def busy(holder: str) -> ConfigError:
+        return ConfigError(f"{path} is being written by another {what} ({holder}); wait for it to end")
+
+    with hold_lock(path.parent / f".{path.name}.lock", busy) as lock:
+        yield lock

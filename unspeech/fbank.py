@@ -509,7 +509,7 @@ def make_fbank_datadir(
     u2s = _as_mapping(utt2spk, datadir.read_utt2spk, "utt2spk")
     transcripts = _as_mapping(text, datadir.read_text, "text")
     from unspeech import perturb
-    from unspeech._fileutil import atomic_open, temp_dir_beside
+    from unspeech._fileutil import atomic_open, output_lock, temp_dir_beside
 
     if always_include_prefix and not speed_perturb:
         raise ConfigError("`always_include_prefix` (sp1.0- on the original data) needs speed_perturb")
@@ -534,12 +534,13 @@ def make_fbank_datadir(
     opts = _effective_options(options, dither, num_bins)
     # everything is written to a staging folder beside out_dir and published as one set at the end
     # (feats.scp last): a failed or killed run leaves the old data dir, or one without feats.scp
-    final_dir, out_dir = out_dir, temp_dir_beside(out_dir)
-    try:
-        return _write_datadir(final_dir, out_dir, plan, tasks, opts, nj, compress, absolute_paths, keep_going,
-                              progress, factors, transcripts, text)
-    finally:
-        shutil.rmtree(out_dir, ignore_errors=True)
+    with output_lock(out_dir, "fbank run"):
+        final_dir, out_dir = out_dir, temp_dir_beside(out_dir)
+        try:
+            return _write_datadir(final_dir, out_dir, plan, tasks, opts, nj, compress, absolute_paths, keep_going,
+                                  progress, factors, transcripts, text)
+        finally:
+            shutil.rmtree(out_dir, ignore_errors=True)
 
 
 def _write_datadir(final_dir: Path, out_dir: Path, plan, tasks, opts: FbankOptions, nj: int, compress, absolute_paths: bool,

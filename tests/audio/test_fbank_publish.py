@@ -74,3 +74,23 @@ def test_a_kill_at_any_rename_never_mixes_two_runs(tmp_path, monkeypatch):
             break
     assert seen[0] == "incomplete" and seen[-1] == "new" and set(seen) <= {"incomplete", "new"}
     assert len(seen) >= 8  # every table's rename was a kill point
+
+
+def test_a_second_writer_of_the_same_data_dir_is_refused(tmp_path, capsys):
+    from unspeech._fileutil import output_lock
+    from unspeech.cli import main as cli_main
+
+    wav = _recordings(tmp_path / "src", ["a"], 3)
+    datadir.write_wav_scp(tmp_path / "wav.scp", wav)
+    out = tmp_path / "data" / "train"
+    with output_lock(out, "fbank run"):  # another run writing data/train
+        assert cli_main(["fbank", "--wav-scp", str(tmp_path / "wav.scp"), "--out-dir", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "data/train is being written by another fbank run (pid" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+    assert cli_main(["fbank", "--wav-scp", str(tmp_path / "wav.scp"), "--out-dir", str(out), "--quiet"]) == 0
+    assert _state_utts(out) == ["a"]
+
+
+def _state_utts(out):
+    return sorted(kaldiio.load_scp(str(out / "feats.scp")))

@@ -90,3 +90,16 @@ def test_newcomer_diarizes_and_scores_the_bundled_demo(tmp_path, capsys):
                  "--uem", str(DEMO / "uem"), "--skip-overlap"]) == 0
     row = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("conv000")][0]
     assert float(row[5]) < 30.0  # DER % of the model-free baseline on this conversation (measured 13.7)
+
+
+def test_a_second_diarize_run_into_the_same_folder_is_refused(conversations, tmp_path, capsys):
+    from unspeech._fileutil import output_lock
+
+    out = tmp_path / "out"
+    with output_lock(out, "diarize run"):
+        code = main(["diarize", str(conversations / "wav" / "conv000.flac"), "-o", str(out), "--model", "stats",
+                     "--num_speakers", "2", "--quiet"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "out is being written by another diarize run (pid" in err and len(err.strip().splitlines()) == 1
+    assert not (out / "conv000.rttm").exists()

@@ -155,12 +155,15 @@ def run(args: argparse.Namespace) -> int:
 
             save_timeline(out_dir / f"{file_id}.png", turns, reference, file_id, duration or None, collar=args.collar)
 
-    try:
-        result = diarize_batch(recordings, params, out_dir, formats, args.nj, speech, progress, on_result)
-    finally:
-        bar.close()
-    all_turns = [t for rid in recordings if rid in result.turns for t in result.turns[rid]]
-    datadir.write_rttm(out_dir / "all.rttm", all_turns)
+    from unspeech._fileutil import output_lock
+
+    with output_lock(out_dir, "diarize run"):  # one run per output folder
+        try:
+            result = diarize_batch(recordings, params, out_dir, formats, args.nj, speech, progress, on_result)
+        finally:
+            bar.close()
+        all_turns = [t for rid in recordings if rid in result.turns for t in result.turns[rid]]
+        datadir.write_rttm(out_dir / "all.rttm", all_turns)
     logger.info("%d recording(s), %.1f s of audio in %.1f s (real-time factor %.4f) -> %s (one file per recording) "
                 "and %s (all of them)", len(result.turns), result.audio_seconds, result.elapsed, result.real_time_factor,
                 out_dir / "<recording>.rttm", out_dir / "all.rttm")

@@ -295,7 +295,7 @@ def _output_lock(opts: GenFeatOptions) -> Iterator[None]:
     """Hold ``.NAME.lock`` beside the prefix this call writes (the job's own prefix for a job).
 
     A folder made for it is removed again when the export fails before writing anything there."""
-    from unspeech._fileutil import hold_lock
+    from unspeech._fileutil import output_lock
 
     if not opts.output_feat_file:
         yield
@@ -303,14 +303,9 @@ def _output_lock(opts: GenFeatOptions) -> Iterator[None]:
     prefix = job_prefix(opts.output_feat_file, 0 if opts.merge else opts.job)
     folder, name = os.path.split(os.path.abspath(prefix))
     created = not os.path.isdir(folder)
-    os.makedirs(folder, exist_ok=True)
     lock_path = os.path.join(folder, f".{name}.lock")
-
-    def busy(holder: str) -> ConfigError:
-        return ConfigError(f"{prefix} is being written by another export ({holder}); wait for it to end")
-
     try:
-        with hold_lock(lock_path, busy):
+        with output_lock(prefix, "export"):
             yield
     except BaseException:
         if created and os.listdir(folder) == [os.path.basename(lock_path)]:
