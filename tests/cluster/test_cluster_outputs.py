@@ -1,5 +1,7 @@
 """Speaker ids, size summaries, Kaldi data dirs and all-or-nothing output staging."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -107,3 +109,24 @@ def test_membership_npz(tmp_path):
     with np.load(path) as z:
         assert z["utt_ids"].tolist() == ["u1", "u2"]
         assert z["membership"].shape == (2, 1) and z["clusters"].tolist() == ["spk0000000"]
+
+
+def test_staged_outputs_never_mix_two_runs_when_killed_while_publishing(tmp_path, monkeypatch):
+    """A kill between the renames leaves outputs missing, never a new utt2spk beside an old spk2utt."""
+
+    class Killed(BaseException):
+        pass
+
+    def run(tag: str) -> None:
+        with StagedOutputs() as out:
+            out.file(tmp_path / "utt2spk").write_text(f"{tag}\n")
+            out.file(tmp_path / "spk2utt").write_text(f"{tag}\n")
+
+    run("old")
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (_ for _ in ()).throw(Killed()) if str(b).endswith("spk2utt") else real(a, b))
+    with pytest.raises(Killed):
+        run("new")
+    monkeypatch.setattr(os, "replace", real)
+    present = {p.name: p.read_text() for p in tmp_path.iterdir() if not p.name.startswith(".")}
+    assert present == {"utt2spk": "new\n"}  # spk2utt missing, not the old one

@@ -18,11 +18,11 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from unspeech._fileutil import _umask, atomic_path
+from unspeech._fileutil import _umask, temp_path_beside
 from unspeech.errors import ConfigError, DataError
 
 __all__ = [
@@ -93,38 +93,64 @@ def check_output_dir(path: str | os.PathLike) -> None:
         raise ConfigError(f"output data dir {p} already exists and is not empty; remove it or choose another")
 
 
-class StagedOutputs(contextlib.ExitStack):
-    """Stage output files and folders; rename them all into place only if the block succeeds.
+class StagedOutputs:
+    """Stage output files and folders; publish them all as one set only if the block succeeds.
 
     >>> with StagedOutputs() as out:                      # doctest: +SKIP
     ...     write_utt2spk(out.file("exp/utt2spk"), mapping)
     ...     fig.savefig(out.file("exp/clusters.png"), format="png")
+
+    Publishing first removes every old file the set replaces, then renames the staged ones into
+    place: a kill in between leaves some outputs missing (which readers and Kaldi's scripts refuse),
+    never a new ``utt2spk`` beside an old ``spk2utt``. On an error nothing is touched and the
+    staged files are removed.
     """
+
+    def __init__(self):
+        self._staged: list[tuple[Path, Path]] = []  # (temporary, target)
+
+    def __enter__(self) -> "StagedOutputs":
+        return self
 
     def file(self, path: str | os.PathLike) -> Path:
         """A temporary path beside ``path`` that becomes ``path`` on success."""
-        return self.enter_context(atomic_path(path))
+        tmp = temp_path_beside(path)
+        self._staged.append((tmp, Path(path)))
+        return tmp
 
     def directory(self, path: str | os.PathLike) -> Path:
         """A temporary folder beside ``path`` that becomes ``path`` on success (``path`` must not hold files)."""
-        return self.enter_context(_atomic_dir(path))
+        target = Path(path)
+        check_output_dir(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        self._staged.append((tmp, target))
+        return tmp
 
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc_type is None:
+                self._publish()
+        finally:
+            for tmp, _ in self._staged:
+                if tmp.is_dir():
+                    shutil.rmtree(tmp, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        tmp.unlink()
+        return False
 
-@contextlib.contextmanager
-def _atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    target = Path(path)
-    check_output_dir(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
-        if target.is_dir():
-            target.rmdir()  # empty: checked above
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    def _publish(self) -> None:
+        for tmp, target in self._staged:  # old files of the set go first (folders are empty: checked)
+            if target.is_dir() and not target.is_symlink():
+                target.rmdir()
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    target.unlink()
+        for tmp, target in self._staged:
+            if tmp.is_dir():
+                os.chmod(tmp, 0o777 & ~_umask())
+            os.replace(tmp, target)
 
 
 def write_speaker_tables(
