@@ -16,6 +16,11 @@ recording's mean, L2-normalised and averaged over ``pool_rows`` neighbours (one 
 short window; a second of context makes speakers much easier to tell apart: on synthetic dev
 conversations, pooling 10 rows of the context model cut the AHC DER from 24 % to 15 %). Frame
 labels are then smoothed and cleaned by :mod:`unspeech.diarize.postprocess`.
+
+Recording files longer than 10 minutes go through :mod:`unspeech.diarize.streaming`: samples and
+fbank are computed block by block and never held whole (the ``audio`` and ``fbank`` artifacts are
+then :class:`~unspeech.diarize.streaming.Streamed` stand-ins with a length and a shape); the rows
+are those of the whole-recording path.
 """
 
 from __future__ import annotations
