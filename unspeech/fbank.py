@@ -496,10 +496,14 @@ def make_fbank_datadir(
     Returns
     -------
     FbankSummary. Utterances are written in sorted (C-locale) id order whatever ``nj`` is;
-    every output file is written atomically and nothing is written when an utterance fails
-    (without ``keep_going``).
+    the data dir is written to a staging folder beside ``out_dir`` and published as one set
+    (``feats.scp`` removed first and written last: a kill leaves the old data dir, one without
+    ``feats.scp``, or the new one), and nothing is published when an utterance fails (without
+    ``keep_going``). One run per ``out_dir`` at a time (a lock file ``.NAME.lock`` beside it).
+    Utterances of audio files longer than :data:`STREAM_SECONDS` are computed block by block, so
+    memory does not grow with recording length.
     """
-    from unspeech import datadir, kaldi_io
+    from unspeech import datadir
 
     if nj < 1:
         raise ConfigError(f"`nj` must be >= 1. Received: nj={nj}")
@@ -509,7 +513,7 @@ def make_fbank_datadir(
     u2s = _as_mapping(utt2spk, datadir.read_utt2spk, "utt2spk")
     transcripts = _as_mapping(text, datadir.read_text, "text")
     from unspeech import perturb
-    from unspeech._fileutil import atomic_open, output_lock, temp_dir_beside
+    from unspeech._fileutil import output_lock, temp_dir_beside
 
     if always_include_prefix and not speed_perturb:
         raise ConfigError("`always_include_prefix` (sp1.0- on the original data) needs speed_perturb")
