@@ -79,13 +79,6 @@ def resolve_outliers(labels: np.ndarray, policy: str = "nearest", vectors: np.nd
     # comparison of ~1M noise points with ~100k centroids at ten million utterances ran for hours)
     from unspeech.cluster.neighbors import nearest_rows
 
-    out[noisy] = ids[nearest_rows(centroids, _rows(vecs, noisy), random_state=0)]
+    out[noisy] = ids[nearest_rows(centroids, vecs[noisy], random_state=0)]
     return out
 
-
-def _rows(vecs, picked: np.ndarray, block: int = 1 << 16):
-    """``vecs[picked]`` gathered a block at a time (a memmap is read in sorted order)."""
-    out = np.empty((picked.size, vecs.shape[1]), dtype=np.float32)
-    for start in range(0, picked.size, block):
-        out[start:start + block] = vecs[picked[start:start + block]]
-    return out
