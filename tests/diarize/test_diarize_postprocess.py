@@ -70,3 +70,32 @@ def test_postprocess_defaults_drop_isolated_blips():
     labels = np.array([N] * 100 + [0] * 5 + [N] * 100 + [1] * 300)
     out = postprocess_labels(labels)
     assert label_runs(out) == [(0, 205, N), (205, 505, 1)]
+
+
+def _remove_short_segments_by_rescanning(labels, dur_threshold, mode):
+    """The rule of :func:`remove_short_segments` written the slow, obvious way (the oracle)."""
+    out = np.asarray(labels, dtype=np.int64).copy()
+    while True:
+        runs = label_runs(out)
+        short = [i for i, (a, b, lab) in enumerate(runs) if lab >= 0 and b - a < dur_threshold]
+        if not short:
+            return out
+        if mode == "drop":
+            for i in short:
+                out[runs[i][0]:runs[i][1]] = N
+            continue
+        i = min(short, key=lambda k: (runs[k][1] - runs[k][0], k))
+        a, b, _ = runs[i]
+        sides = [runs[k] for k in (i - 1, i + 1) if 0 <= k < len(runs) and runs[k][2] >= 0]
+        out[a:b] = max(sides, key=lambda r: r[1] - r[0])[2] if sides else N
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_short_segment_removal_matches_the_rescanning_rule(seed):
+    rng = np.random.default_rng(seed)
+    runs = rng.integers(1, 25, size=300)
+    labels = np.repeat(rng.integers(-1, 4, size=300), runs).astype(np.int16)
+    for mode in ("merge", "drop"):
+        got = remove_short_segments(labels, dur_threshold=10, mode=mode)
+        np.testing.assert_array_equal(got, _remove_short_segments_by_rescanning(labels, 10, mode))
+        assert got.dtype == np.int16

@@ -1,5 +1,7 @@
 """Long recordings through the streaming front end give what the whole-recording path gives."""
 
+import tempfile
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -50,13 +52,20 @@ def test_long_recording_is_streamed_with_the_same_result(conversations, monkeypa
     real = streaming.stream_rows
     calls = []
     monkeypatch.setattr(streaming, "stream_rows", lambda *a, **k: calls.append(1) or real(*a, chunk_frames=700, **k))
+    spools = conversations.parent / "spools"
+    spools.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spools))
     streamed = {}
-    turns_streamed = d(str(path), hook=lambda step, a, **_: streamed.__setitem__(step, a))
+    # the rows of a streamed recording live on disk until the call returns: read them in the hook
+    during = []
+    turns_streamed = d(str(path), hook=lambda step, a, **_: streamed.__setitem__(
+        step, np.asarray(a) if step == "embeddings" else a) or during.append(len(list(spools.iterdir()))))
     assert calls == [1]
     assert len(streamed["audio"]) == len(whole["audio"]) and streamed["fbank"].shape == whole["fbank"].shape
     np.testing.assert_array_equal(streamed["speech"], whole["speech"])
     np.testing.assert_allclose(streamed["embeddings"], whole["embeddings"], rtol=0, atol=2e-4)
     assert turns_streamed == turns_whole
+    assert max(during) == 1 and list(spools.iterdir()) == []  # rows spooled during the call, gone after it
     assert os.fspath(path).endswith("long.flac") and {t.file_id for t in turns_streamed} == {"long"}
 
 

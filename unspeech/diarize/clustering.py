@@ -50,6 +50,7 @@ import logging
 import numpy as np
 
 from unspeech.diarize.profiles import l2_normalize
+from unspeech.diarize.row_source import RowView, block_mean
 from unspeech.errors import ConfigError
 
 __all__ = [
@@ -281,7 +282,8 @@ def cluster_rows(
 
     Parameters
     ----------
-    rows : ndarray of shape (N, D), float, in time order
+    rows : ndarray of shape (N, D), float, in time order, or a :class:`unspeech.diarize.row_source.RowView`
+        (a long recording's rows on disk: read in blocks, never copied whole)
     method : {"hdbscan", "ahc", "spectral"}
     num_speakers, min_speakers, max_speakers : int, optional
     count_rule : {"relative", "eigengap", "threshold"}, how ``ahc`` and ``spectral`` estimate the
@@ -304,12 +306,12 @@ def cluster_rows(
         raise ConfigError(f"`method` must be one of {', '.join(CLUSTER_METHODS)}. Received: method={method!r}")
     check_count_rule(count_rule)
     low, high = check_speaker_bounds(num_speakers, min_speakers, max_speakers)
-    x = np.array(rows, dtype=np.float64)  # the one copy of the rows: centred and normalised in place
-    if len(x) == 0:
+    if not isinstance(rows, (np.ndarray, RowView)):
+        rows = np.asarray(rows, dtype=np.float64)
+    if len(rows) == 0:
         return np.zeros(0, dtype=np.int64)
-    if center and len(x) > 1:
-        x -= x.mean(axis=0)
-    x = l2_normalize(x, copy=False)
+    # centred and normalised as they are read: a long recording's rows are never copied whole
+    x = RowView(rows, mean=block_mean(rows) if center and len(rows) > 1 else None, normalise=True)
     if len(x) < 3 or (high == 1):
         return np.zeros(len(x), dtype=np.int64)
     if method == "spectral":

@@ -28,7 +28,8 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from typing import Any, Callable, Sequence
+import tempfile
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -43,6 +44,7 @@ from unspeech.diarize.clustering import (
 )
 from unspeech.diarize.postprocess import NON_SPEECH, labels_to_turns, postprocess_labels
 from unspeech.diarize.profiles import SpeakerProfiles, l2_normalize
+from unspeech.diarize.row_source import ROW_BLOCK, RowSpool, RowView, block_mean, take
 from unspeech.diarize.vad import EnergyVAD, mask_from_spans, num_frames_of
 from unspeech.errors import AudioError, ConfigError, DataError
 
@@ -57,20 +59,25 @@ _STEPS = ("audio", "fbank", "speech", "embeddings", "labels", "turns")
 _SAMPLE_RATE = 16000
 
 
-def moving_average(x: np.ndarray, size: int) -> np.ndarray:
-    """Mean over ``size`` consecutive rows, ``(n, d) -> (n, d)``: row ``i`` averages rows
+def iter_moving_average(x, size: int) -> Iterator[tuple[int, np.ndarray]]:
+    """:func:`moving_average` of a row source (an array or rows on disk, :mod:`unspeech.diarize.row_source`)
+    block by block: ``(first row, output rows)`` pairs, ``ROW_BLOCK`` rows each."""
+    n, before = len(x), size // 2
+    for a in range(0, n, ROW_BLOCK):
+        b = min(n, a + ROW_BLOCK)
+        block = take(x, np.clip(np.arange(a - before, b + size - 1 - before), 0, n - 1)).astype(np.float64, copy=False)
+        csum = np.concatenate([np.zeros((1,) + block.shape[1:]), np.cumsum(block, axis=0)])
+        yield a, (csum[size:] - csum[:-size]) / size
+
+
+def moving_average(x, size: int) -> np.ndarray:
+    """Mean over ``size`` consecutive rows, ``(n, d) -> (n, d)`` float64: row ``i`` averages rows
     ``i - size // 2 .. i - size // 2 + size - 1``, the first / last row repeated past the ends
     (``scipy.ndimage.uniform_filter1d(x, size, axis=0, mode="nearest")``, without importing SciPy's
-    image package on every command)."""
-    x = np.asarray(x, dtype=np.float64)
-    n, before = len(x), size // 2
-    out = np.empty_like(x)
-    step = 1 << 13  # output rows per block: memory beyond the result is one block
-    for a in range(0, n, step):
-        b = min(n, a + step)
-        block = x[np.clip(np.arange(a - before, b + size - 1 - before), 0, n - 1)]
-        csum = np.concatenate([np.zeros((1,) + x.shape[1:]), np.cumsum(block, axis=0)])
-        out[a:b] = (csum[size:] - csum[:-size]) / size
+    image package on every command). ``x``: an array or any row source."""
+    out = np.empty((len(x),) + tuple(x.shape[1:]), dtype=np.float64)
+    for a, block in iter_moving_average(x, size):
+        out[a:a + len(block)] = block
     return out
 
 
@@ -288,7 +295,7 @@ class Diarizer:
         (``embedded``: ``fbank`` already holds the rows)."""
         rows = fbank if embedded else self.embedder_.embed(fbank)
         step = int(self.step)
-        padded = np.zeros(len(rows) * step, dtype=np.float64)
+        padded = np.zeros(len(rows) * step, dtype=bool)
         padded[: len(mask)] = mask
         fraction = padded.reshape(len(rows), step).mean(axis=1)
         core = fraction >= 0.5
@@ -307,21 +314,29 @@ class Diarizer:
         rows, _, core = self._rows(compute_fbank(samples, name=path), mask)
         return rows[core] if mask.any() else rows[:0]
 
-    def _pooled(self, rows: np.ndarray, core: np.ndarray, center: bool) -> np.ndarray:
-        """Rows (optionally centred on the core rows' mean) L2-normalised and averaged over ``pool_rows``."""
-        x = rows.astype(np.float64)
-        if center and core.sum() > 1:
-            x -= core.astype(np.float64) @ x / core.sum()  # the core rows' mean, without copying them
-        x = l2_normalize(x, copy=False)
-        if int(self.pool_rows) > 1:
-            x = moving_average(x, int(self.pool_rows))
-        return x
+    def _pooled(self, rows, core: np.ndarray, center: bool, spool: str | None = None):
+        """Rows (optionally centred on the core rows' mean) L2-normalised and averaged over ``pool_rows``:
+        an array ``(N, D)`` float64, or with ``spool`` (a folder) the same rows written there and read
+        back block by block (:mod:`unspeech.diarize.row_source`). ``rows``: an array or rows on disk."""
+        mean = block_mean(RowView(rows, np.flatnonzero(core))) if center and core.sum() > 1 else None
+        x = RowView(rows, mean=mean, normalise=True)
+        size = max(int(self.pool_rows), 1)
+        if spool is None:
+            return moving_average(x, size)
+        out = RowSpool(spool, "pooled", x.shape[1], np.float64)
+        try:
+            for _, block in iter_moving_average(x, size):
+                out.append(block)
+        finally:
+            out.close()
+        return out.rows()
 
-    def _cluster_labels(self, x: np.ndarray, core: np.ndarray, speech_rows: np.ndarray, method: str) -> np.ndarray:
-        """Cluster the core rows of ``x`` with ``method``; other speech rows join the nearest cluster."""
+    def _cluster_labels(self, x, core: np.ndarray, speech_rows: np.ndarray, method: str) -> np.ndarray:
+        """Cluster the core rows of ``x`` (an array or rows on disk) with ``method``; other speech rows
+        join the nearest cluster."""
         labels = np.full(len(x), NON_SPEECH, dtype=np.int64)
         labels[core] = cluster_rows(
-            x[core], method, self.num_speakers, self.min_speakers, self.max_speakers,
+            RowView(x, np.flatnonzero(core)), method, self.num_speakers, self.min_speakers, self.max_speakers,
             count_rule=self.count_rule, threshold=self.threshold, min_cluster_size=self.min_cluster_size, center=False,
             max_points=self.max_points, positions=np.flatnonzero(core), lag=int(self.pool_rows),
         )
@@ -329,23 +344,27 @@ class Diarizer:
 
 
     @staticmethod
-    def _extend(x: np.ndarray, labels: np.ndarray, core: np.ndarray, speech_rows: np.ndarray) -> np.ndarray:
-        """Give speech rows outside the core the label of the nearest core-label centroid."""
+    def _extend(x, labels: np.ndarray, core: np.ndarray, speech_rows: np.ndarray) -> np.ndarray:
+        """Give speech rows outside the core the label of the nearest core-label centroid
+        (``x``: an array or rows on disk, read block by block)."""
         rest = speech_rows & ~core
         if rest.any():
             kept = np.unique(labels[core])
-            centroids = np.stack([x[core & (labels == k)].mean(axis=0) for k in kept])
-            labels[rest] = kept[assign_to_centroids(x[rest], centroids)]
+            centroids = np.stack([block_mean(RowView(x, np.flatnonzero(core & (labels == k)))) for k in kept])
+            labels[rest] = kept[assign_to_centroids(RowView(x, np.flatnonzero(rest)), centroids)]
         return labels
 
-    def _row_labels(self, rows: np.ndarray, fraction: np.ndarray, core: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
-        """Speaker index per row (-1 where a row has no speech) and the label names."""
+    def _row_labels(self, rows, fraction: np.ndarray, core: np.ndarray,
+                    spool: str | None = None) -> tuple[np.ndarray, list[str] | None]:
+        """Speaker index per row (-1 where a row has no speech) and the label names. ``rows``: an
+        array, or rows on disk (a long recording): then ``spool`` is a folder for the pooled rows,
+        and the clustering backends read them block by block."""
         speech_rows = fraction > 0
         if self.backend == "uisrnn":  # the UIS-RNN sees rows exactly as it was trained on them
             from unspeech.uisrnn import default_arguments
 
             _, _, inference_args = default_arguments()
-            x = rows.astype(np.float64)
+            x = np.asarray(rows, dtype=np.float64)
             labels = np.full(len(rows), NON_SPEECH, dtype=np.int64)
             decoded = np.asarray(self.uisrnn_.predict(
                 x[core], inference_args, num_speakers=self.num_speakers, max_speakers=self.max_speakers
@@ -355,7 +374,7 @@ class Diarizer:
             labels[core] = decoded
             return self._extend(x, labels, core, speech_rows), None
         if self.backend != "enroll":
-            return self._cluster_labels(self._pooled(rows, core, center=True), core, speech_rows, self.backend), None
+            return self._cluster_labels(self._pooled(rows, core, True, spool), core, speech_rows, self.backend), None
         # enrolled speakers: cluster like "ahc", then match clusters to profiles one to one (or "unknown");
         # profiles live in the embedder's own space, so clusters are compared through uncentred rows
         clusters = self._cluster_labels(self._pooled(rows, core, center=True), core, speech_rows, "ahc")
@@ -440,26 +459,32 @@ class Diarizer:
 
         if file_id is None:
             file_id = os.path.splitext(os.path.basename(path))[0]
-        rows, log_energy, n_frames, n_samples = stream_rows(path, self.embedder_, log_energy=speech is None)
-        report("audio", Streamed("samples", (n_samples,)), completed=1, total=len(_STEPS))
-        report("fbank", Streamed("fbank", (n_frames, self.embedder_.num_bins)), completed=2, total=len(_STEPS))
-        if speech is None:
-            mask = (self.vad or EnergyVAD()).from_log_energy(log_energy)
-        else:
-            mask = self._speech_mask(None, n_frames, speech)
-        report("speech", mask, completed=3, total=len(_STEPS))
-        if not mask.any():
-            logger.warning("no speech found in %r: no speakers", path)
-            return []
-        rows, fraction, core = self._rows(rows, mask, embedded=True)
-        report("embeddings", rows, completed=4, total=len(_STEPS))
-        return self._turns(rows, fraction, core, mask, file_id, report)
+        with tempfile.TemporaryDirectory(prefix="unspeech-diarize-") as spool:
+            # the rows (and later the pooled rows) go to disk: memory does not grow with the recording
+            rows, log_energy, n_frames, n_samples = stream_rows(path, self.embedder_, log_energy=speech is None,
+                                                                spool=spool)
+            report("audio", Streamed("samples", (n_samples,)), completed=1, total=len(_STEPS))
+            report("fbank", Streamed("fbank", (n_frames, self.embedder_.num_bins)), completed=2, total=len(_STEPS))
+            if speech is None:
+                mask = (self.vad or EnergyVAD()).from_log_energy(log_energy)
+            else:
+                mask = self._speech_mask(None, n_frames, speech)
+            del log_energy
+            report("speech", mask, completed=3, total=len(_STEPS))
+            if not mask.any():
+                logger.warning("no speech found in %r: no speakers", path)
+                return []
+            rows, fraction, core = self._rows(rows, mask, embedded=True)
+            report("embeddings", rows, completed=4, total=len(_STEPS))  # on disk: readable during the call
+            return self._turns(rows, fraction, core, mask, file_id, report, spool)
 
-    def _turns(self, rows, fraction, core, mask, file_id: str, report) -> list[Turn]:
+    def _turns(self, rows, fraction, core, mask, file_id: str, report, spool: str | None = None) -> list[Turn]:
         """Stages 5-6: speaker labels of the rows, frame labels, turns."""
-        row_labels, names = self._row_labels(rows, fraction, core)
+        row_labels, names = self._row_labels(rows, fraction, core, spool)
         found = np.unique(row_labels[row_labels >= 0])
         logger.info("%s: %d speaker%s", file_id, len(found), "" if len(found) == 1 else "s")
+        # frame labels in the smallest integer type that holds them (4 h of frames: 2.9 MB as int16)
+        row_labels = row_labels.astype(np.min_scalar_type(-max(int(row_labels.max(initial=0)), 1)), copy=False)
         frame_labels = np.repeat(row_labels, int(self.step))[: len(mask)]
         frame_labels[~mask] = NON_SPEECH
         frame_labels = postprocess_labels(frame_labels, int(self.smooth_size), int(self.dur_threshold), self.short_segments)

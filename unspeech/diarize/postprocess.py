@@ -10,7 +10,8 @@ The defaults follow ModelScope's diarization pipeline: ``smooth_size`` 83 frames
 
 from __future__ import annotations
 
-from typing import Sequence
+import heapq
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -29,15 +30,24 @@ __all__ = [
 NON_SPEECH = -1
 """Label of frames without speech."""
 
+_FRAME_BLOCK = 1 << 16
+"""Frames smoothed per block (11 min of 10 ms frames)."""
+
 
 def label_runs(labels: np.ndarray) -> list[tuple[int, int, int]]:
     """Runs of equal labels as ``[(first, end_exclusive, label), ...]``, non-speech runs included."""
+    return list(_iter_runs(labels))
+
+
+def _iter_runs(labels) -> Iterator[tuple[int, int, int]]:
+    """:func:`label_runs` one run at a time (no list of every run of a long recording)."""
     labels = np.asarray(labels)
     if labels.size == 0:
-        return []
+        return
     starts = np.concatenate([[0], np.flatnonzero(labels[1:] != labels[:-1]) + 1])
-    ends = np.concatenate([starts[1:], [labels.size]])
-    return [(int(a), int(b), int(labels[a])) for a, b in zip(starts, ends)]
+    ends = np.append(starts[1:], labels.size)
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        yield a, b, int(labels[a])
 
 
 def smooth_labels(labels: np.ndarray, smooth_size: int = 83) -> np.ndarray:
@@ -57,25 +67,39 @@ def smooth_labels(labels: np.ndarray, smooth_size: int = 83) -> np.ndarray:
     -------
     ndarray of shape (n_frames,), int
     """
-    labels = np.asarray(labels, dtype=np.int64)
+    labels = _integer_labels(labels)
     speech = labels >= 0
     if smooth_size <= 1 or not speech.any():
         return labels.copy()
     n_labels = int(labels.max()) + 1
     half = int(smooth_size) // 2
-    onehot = np.zeros((labels.size + 1, n_labels), dtype=np.int32)
-    onehot[np.flatnonzero(speech) + 1, labels[speech]] = 1
-    csum = np.cumsum(onehot, axis=0)  # shape: (n_frames + 1, n_labels)
-    t = np.arange(labels.size)
-    lo = np.maximum(t - half, 0)
-    hi = np.minimum(t + (int(smooth_size) - half), labels.size)
-    counts = csum[hi] - csum[lo]  # shape: (n_frames, n_labels)
-    best = counts.argmax(axis=1)
-    own = np.where(speech, labels, 0)
-    keep = counts[t, own] == counts[t, best]
-    out = np.where(keep, labels, best)
+    after = int(smooth_size) - half  # the window of frame t is [t - half, t + after)
+    out = np.empty_like(labels)
+    for a in range(0, labels.size, _FRAME_BLOCK):  # block by block: temporaries do not grow with the recording
+        b = min(labels.size, a + _FRAME_BLOCK)
+        lo_in, hi_in = max(a - half, 0), min(b + after, labels.size)
+        part, voting = labels[lo_in:hi_in], speech[lo_in:hi_in]
+        onehot = np.zeros((part.size + 1, n_labels), dtype=np.int32)
+        onehot[np.flatnonzero(voting) + 1, part[voting]] = 1
+        csum = np.cumsum(onehot, axis=0)  # shape: (frames of the block and its margins + 1, n_labels)
+        t = np.arange(a, b)
+        lo = np.maximum(t - half, 0) - lo_in
+        hi = np.minimum(t + after, labels.size) - lo_in
+        counts = csum[hi] - csum[lo]  # shape: (b - a, n_labels)
+        best = counts.argmax(axis=1)
+        own = np.where(speech[a:b], labels[a:b], 0)
+        keep = counts[np.arange(b - a), own] == counts[np.arange(b - a), best]
+        out[a:b] = np.where(keep, labels[a:b], best)
     out[~speech] = NON_SPEECH
     return out
+
+
+def _integer_labels(labels) -> np.ndarray:
+    """``labels`` as an integer array, keeping a signed integer type (int8 / int16 frame labels stay small)."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind != "i":
+        labels = labels.astype(np.int64)
+    return labels
 
 
 def remove_short_segments(labels: np.ndarray, dur_threshold: int = 10, mode: str = "merge") -> np.ndarray:
@@ -90,26 +114,49 @@ def remove_short_segments(labels: np.ndarray, dur_threshold: int = 10, mode: str
     """
     if mode not in ("merge", "drop"):
         raise ConfigError(f"`mode` must be 'merge' or 'drop'. Received: mode={mode!r}")
-    out = np.asarray(labels, dtype=np.int64).copy()
-    if dur_threshold <= 1:
+    out = _integer_labels(labels).copy()
+    if dur_threshold <= 1 or out.size == 0:
         return out
-    while True:
-        runs = label_runs(out)
-        short = [i for i, (a, b, lab) in enumerate(runs) if lab >= 0 and b - a < dur_threshold]
-        if not short:
-            return out
-        if mode == "drop":
-            for i in short:
-                a, b, _ = runs[i]
-                out[a:b] = NON_SPEECH
-            continue
-        i = min(short, key=lambda k: (runs[k][1] - runs[k][0], k))
-        a, b, _ = runs[i]
-        neighbours = [runs[k] for k in (i - 1, i + 1) if 0 <= k < len(runs) and runs[k][2] >= 0]
-        if neighbours:
-            out[a:b] = max(neighbours, key=lambda r: r[1] - r[0])[2]
-        else:
-            out[a:b] = NON_SPEECH
+    starts = np.concatenate([[0], np.flatnonzero(out[1:] != out[:-1]) + 1])
+    ends = np.append(starts[1:], out.size)
+    labs = out[starts].astype(np.int64)
+    short = np.flatnonzero((labs >= 0) & (ends - starts < dur_threshold))
+    if mode == "drop":  # dropping never makes another speech run shorter: one pass
+        for i in short:
+            out[starts[i]:ends[i]] = NON_SPEECH
+        return out
+    # merge: runs as a doubly linked list; the shortest short run first (the earliest on ties)
+    n = len(starts)
+    prev, nxt = np.arange(-1, n - 1), np.arange(1, n + 1)
+    nxt[-1] = -1
+    alive = np.ones(n, dtype=bool)
+    heap = [(int(ends[i] - starts[i]), int(starts[i]), int(i)) for i in short]
+    heapq.heapify(heap)
+
+    def absorb(i: int, j: int) -> None:  # run j (a neighbour of i with i's label) joins run i
+        starts[i], ends[i] = min(starts[i], starts[j]), max(ends[i], ends[j])
+        alive[j] = False
+        left, right = (prev[j], i) if j < i else (i, nxt[j])
+        if left >= 0:
+            nxt[left] = right
+        if right >= 0:
+            prev[right] = left
+
+    while heap:
+        length, first, i = heapq.heappop(heap)
+        if not alive[i] or labs[i] < 0 or int(ends[i] - starts[i]) != length or int(starts[i]) != first:
+            continue  # a stale entry: the run has changed since
+        sides = [k for k in (prev[i], nxt[i]) if k >= 0 and labs[k] >= 0]
+        # the longer speaker neighbour (the earlier one on ties), or non-speech when there is none
+        labs[i] = labs[max(sides, key=lambda k: ends[k] - starts[k])] if sides else NON_SPEECH
+        for k in (prev[i], nxt[i]):
+            if k >= 0 and labs[k] == labs[i]:
+                absorb(i, int(k))
+        if labs[i] >= 0 and ends[i] - starts[i] < dur_threshold:
+            heapq.heappush(heap, (int(ends[i] - starts[i]), int(starts[i]), int(i)))
+    for i in np.flatnonzero(alive):
+        out[starts[i]:ends[i]] = labs[i]
+    return out
 
 
 def labels_to_turns(
@@ -127,7 +174,7 @@ def labels_to_turns(
     """
     turns = []
     auto: dict[int, str] = {}
-    for a, b, lab in label_runs(labels):
+    for a, b, lab in _iter_runs(labels):
         if lab < 0:
             continue
         if speaker_names is not None:

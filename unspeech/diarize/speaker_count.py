@@ -60,6 +60,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from unspeech.diarize.profiles import l2_normalize
+from unspeech.diarize.row_source import RowView, block_mean, row_blocks
 from unspeech.errors import ConfigError, DataError
 
 __all__ = [
@@ -129,11 +130,12 @@ class SpeakerCount:
         return f"{self.count} speaker{'s' if self.count != 1 else ''} ({', '.join(parts)})"
 
 
-def _check_rows(rows) -> np.ndarray:
-    x = np.asarray(rows, dtype=np.float64)
+def _check_rows(rows) -> np.ndarray | RowView:
+    """The rows as a float64 array, or the :class:`RowView` itself (checked block by block)."""
+    x = rows if isinstance(rows, RowView) else np.asarray(rows, dtype=np.float64)
     if x.ndim != 2:
         raise DataError(f"speaker count: expected rows of shape (n, dim). Received: shape={x.shape}")
-    if not np.isfinite(x).all():
+    if not all(np.isfinite(block).all() for _, block in row_blocks(x)):
         raise DataError("speaker count: NaN or Inf values in the rows")
     return x
 
@@ -156,8 +158,8 @@ def _laplacian_eigenvalues(order: np.ndarray, p: int) -> np.ndarray:
 def _lag_distances(rows: np.ndarray, positions: np.ndarray | None, lag: int) -> tuple[np.ndarray, float]:
     """Cosine distances of the row pairs exactly ``lag`` positions apart, ``(n_pairs,)``, and the
     mean cosine distance of all pairs (rows centred and L2-normalised first)."""
-    x = np.asarray(rows, dtype=np.float64)
-    mean = x.mean(axis=0)
+    x = rows if isinstance(rows, RowView) else np.asarray(rows, dtype=np.float64)
+    mean = block_mean(x)
     pos = np.arange(len(x)) if positions is None else np.asarray(positions, dtype=np.int64)
     later = np.searchsorted(pos, pos + lag)
     ok = later < len(pos)
@@ -229,10 +231,10 @@ SPEAKER_COUNT_RULES = ("relative", "eigengap")
 
 def _centred_sample(x: np.ndarray, max_points: int) -> np.ndarray:
     """Rows centred on their mean, at most ``max_points`` of them (evenly spaced), L2-normalised."""
-    mean = x.mean(axis=0)
+    mean = block_mean(x)
     if len(x) > max_points:
         x = x[np.linspace(0, len(x) - 1, int(max_points)).round().astype(np.int64)]
-    return l2_normalize(x - mean, copy=False)
+    return l2_normalize(x[0:len(x)] - mean, copy=False)
 
 
 def _relative_count(x: np.ndarray, low: int, high: int, positions, lag: int, factor: float, min_cluster_size: int,
@@ -299,7 +301,8 @@ def estimate_num_speakers(
     Parameters
     ----------
     rows : ndarray of shape (N, D), float, in time order; one recording's rows (as the clusterer
-        sees them; they are centred and L2-normalised here)
+        sees them; they are centred and L2-normalised here), or a
+        :class:`unspeech.diarize.row_source.RowView` (rows on disk, read block by block)
     min_speakers : int, the fewest speakers the answer may give (>= 1)
     max_speakers : int, optional; the most (default :data:`DEFAULT_MAX_SPEAKERS`)
     rule : {"relative", "eigengap"}

@@ -49,6 +49,10 @@ FRAME_LENGTH = 400
 """Samples per analysis window at 16 kHz (25 ms)."""
 
 _FRAME_SECONDS = 0.01
+
+_FRAME_BLOCK = 1 << 16
+"""Frames per block of the voting step (11 min of 10 ms frames)."""
+
 _INT16_SCALE = 32768.0
 
 
@@ -144,12 +148,19 @@ class EnergyVAD:
         c = int(self.frames_context)
         if c == 0:
             return above
-        # votes within [t - c, t + c], clipped at the edges as Kaldi does (den = frames inside)
-        csum = np.concatenate([[0], np.cumsum(above, dtype=np.int64)])
-        t = np.arange(len(above))
-        lo, hi = np.maximum(t - c, 0), np.minimum(t + c + 1, len(above))
-        votes, window = csum[hi] - csum[lo], hi - lo
-        return votes >= window * self.proportion_threshold
+        # votes within [t - c, t + c], clipped at the edges as Kaldi does (den = frames inside);
+        # block by block, so that the temporaries do not grow with the recording
+        n = len(above)
+        mask = np.empty(n, dtype=bool)
+        for a in range(0, n, _FRAME_BLOCK):
+            b = min(n, a + _FRAME_BLOCK)
+            first = max(a - c, 0)
+            csum = np.concatenate([[0], np.cumsum(above[first:min(b + c, n)], dtype=np.int64)])
+            t = np.arange(a, b)
+            lo, hi = np.maximum(t - c, 0), np.minimum(t + c + 1, n)
+            votes, window = csum[hi - first] - csum[lo - first], hi - lo
+            mask[a:b] = votes >= window * self.proportion_threshold
+        return mask
 
     def __call__(self, samples: np.ndarray) -> np.ndarray:
         """Speech mask ``(n_frames,) bool`` of 16 kHz samples ``(n_samples,)``."""
