@@ -103,20 +103,31 @@ def hold_lock(lock_path: str | os.PathLike, busy: Callable[[str], Exception]) ->
 
     The file records the holder (``pid N on HOST since TIME``). When another process holds it,
     ``busy(holder)`` is raised at once (no waiting). The lock goes with the process however it
-    ends; the file stays (removing it would race with a process about to lock it).
+    ends. On a normal exit the file is removed while still locked, so a run leaves nothing behind;
+    a process that locked the removed file in the meantime sees that the path no longer names it
+    and locks the new file instead (two holders are never possible). A killed holder leaves the
+    file, unlocked: the next run takes it over.
     """
     import fcntl
     import socket
     import time
 
-    fh = open(lock_path, "a+", encoding="utf-8")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        fh.seek(0)
-        holder = fh.read().strip() or "a process that has not written its pid yet"
-        fh.close()
-        raise busy(holder) from None
+    while True:
+        fh = open(lock_path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "a process that has not written its pid yet"
+            fh.close()
+            raise busy(holder) from None
+        try:
+            current = os.stat(lock_path).st_ino == os.fstat(fh.fileno()).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        fh.close()  # its last holder removed this file after we opened it: lock the one the path names now
     try:
         fh.seek(0)
         fh.truncate()
@@ -124,9 +135,8 @@ def hold_lock(lock_path: str | os.PathLike, busy: Callable[[str], Exception]) ->
         fh.flush()
         yield Path(lock_path)
     finally:
-        with contextlib.suppress(OSError, ValueError):
-            fh.seek(0)
-            fh.truncate()
+        with contextlib.suppress(OSError):
+            os.unlink(lock_path)  # still locked: nobody can hold this file after us
         fh.close()  # releases the lock
 
 

@@ -452,7 +452,7 @@ def simulate_conversations(
                                         gain_db, snr_db, channel_variation, rng))
 
     out = Path(out_dir)
-    with StagedOutputs() as staged:
+    with StagedOutputs("conversations run") as staged:
         tmp = staged.directory(out)
         (tmp / "wav").mkdir()
 

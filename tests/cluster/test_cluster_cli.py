@@ -224,3 +224,22 @@ def test_bad_flag_values_fail_before_reading(tmp_path, capsys):
     _fails(["-i", missing, "--pca-dims", "many"], capsys, "--pca-dims must be auto, 0 or a number")
     _fails(["-i", missing, "-a", "agglomerative", "-n", "3", "--ahc-threshold", "0.5"], capsys, "not both")
     _fails(["-i", missing, "--plot", str(tmp_path / "x.nope")], capsys, "cannot write a 'nope' image")
+
+
+def test_a_second_writer_of_the_same_outputs_is_refused(corpus, tmp_path, capsys):
+    """While another run publishes utt2spk, a second run exits 1 naming it and leaves the old set."""
+    from unspeech._fileutil import output_lock
+
+    d, _ = corpus
+    out = tmp_path / "exp"
+    out.mkdir()
+    (out / "utt2spk").write_text("old\n")
+    args = ["-i", str(d / "dev" / "feats.ark"), "--output_utt2spk", str(out / "utt2spk"),
+            "--output_spk2utt", str(out / "spk2utt"), "-q"]
+    with output_lock(out / "utt2spk", "cluster run"):
+        assert _entry().main(args) == 1
+    err = capsys.readouterr().err
+    assert "utt2spk is being written by another cluster run (pid" in err and len(err.strip().splitlines()) == 1
+    assert _files(out) == ["utt2spk"] and (out / "utt2spk").read_text() == "old\n"
+    assert _entry().main(args) == 0
+    assert _files(out) == ["spk2utt", "utt2spk"]  # the set, and no lock files left behind

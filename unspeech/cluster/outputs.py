@@ -7,7 +7,8 @@ outliers get numbers after the clusters; with the ``noise`` policy, outliers sha
 
 Everything a run writes goes through :class:`StagedOutputs`: files and folders are written under
 temporary names and only renamed into place when every output has been produced, so a failure
-leaves no half-written result behind.
+leaves no half-written result behind; each output is locked while it is staged, so two runs
+never publish into one set.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from unspeech._fileutil import _umask, temp_path_beside
+from unspeech._fileutil import _umask, output_lock, temp_path_beside
 from unspeech.errors import ConfigError, DataError
 
 __all__ = [
@@ -103,17 +104,26 @@ class StagedOutputs:
     Publishing first removes every old file the set replaces, then renames the staged ones into
     place: a kill in between leaves some outputs missing (which readers and Kaldi's scripts refuse),
     never a new ``utt2spk`` beside an old ``spk2utt``. On an error nothing is touched and the
-    staged files are removed.
+    staged files are removed. Every output is locked (:func:`unspeech._fileutil.output_lock`) from
+    the moment it is staged until the set is published: another run writing the same output at the
+    same time is refused with a :class:`ConfigError` naming the holder, instead of mixing the sets.
+
+    Parameters
+    ----------
+    what : str, names this run in the message another writer gets ("cluster run")
     """
 
-    def __init__(self):
+    def __init__(self, what: str = "cluster run"):
+        self.what = what
         self._staged: list[tuple[Path, Path]] = []  # (temporary, target)
+        self._locks = contextlib.ExitStack()
 
     def __enter__(self) -> "StagedOutputs":
         return self
 
     def file(self, path: str | os.PathLike) -> Path:
         """A temporary path beside ``path`` that becomes ``path`` on success."""
+        self._locks.enter_context(output_lock(path, self.what))
         tmp = temp_path_beside(path)
         self._staged.append((tmp, Path(path)))
         return tmp
@@ -122,7 +132,7 @@ class StagedOutputs:
         """A temporary folder beside ``path`` that becomes ``path`` on success (``path`` must not hold files)."""
         target = Path(path)
         check_output_dir(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self._locks.enter_context(output_lock(target, self.what))
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
         self._staged.append((tmp, target))
         return tmp
@@ -138,6 +148,7 @@ class StagedOutputs:
                 else:
                     with contextlib.suppress(FileNotFoundError):
                         tmp.unlink()
+            self._locks.close()
         return False
 
     def _publish(self) -> None:

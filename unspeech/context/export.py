@@ -301,15 +301,13 @@ def _output_lock(opts: GenFeatOptions) -> Iterator[None]:
         yield
         return
     prefix = job_prefix(opts.output_feat_file, 0 if opts.merge else opts.job)
-    folder, name = os.path.split(os.path.abspath(prefix))
+    folder = os.path.dirname(os.path.abspath(prefix))
     created = not os.path.isdir(folder)
-    lock_path = os.path.join(folder, f".{name}.lock")
     try:
         with output_lock(prefix, "export"):
             yield
     except BaseException:
-        if created and os.listdir(folder) == [os.path.basename(lock_path)]:
-            os.unlink(lock_path)
+        if created and not os.listdir(folder):  # the lock file goes with the lock
             os.rmdir(folder)
         raise
 
