@@ -70,10 +70,11 @@ def test_merge_small_clusters_keeps_the_large_ones():
 def test_count_rules(method, caplog):
     rows, truth = _speakers(n_speakers=4)
     with caplog.at_level(logging.INFO, logger="unspeech"):
-        for rule in ("relative", "eigengap", "threshold"):
+        for rule in ("relative", "eigengap", "consensus", "threshold"):
             assert adjusted_rand_score(truth, cluster_rows(rows, method, count_rule=rule)) > 0.95, rule
     assert "speaker count (relative): 4 speakers (relative threshold, AHC cut at cosine distance" in caplog.text
     assert "speaker count (eigengap): 4 speakers (eigengap, p=" in caplog.text
+    assert "speaker count (consensus): 4 speakers (consensus, p=" in caplog.text and "votes 4 4 " in caplog.text
     assert "speaker count (AHC cut at cosine distance 0.5): 4" in caplog.text
 
 
@@ -122,7 +123,7 @@ def test_tiny_inputs_and_helpers():
     "kwargs, message",
     [
         ({"method": "kmeans"}, "`method` must be one of hdbscan, ahc, spectral"),
-        ({"count_rule": "bic"}, "`count_rule` must be one of relative, eigengap, threshold. Received: count_rule='bic'"),
+        ({"count_rule": "bic"}, "`count_rule` must be one of relative, eigengap, consensus, threshold. Received: count_rule='bic'"),
         ({"num_speakers": 0}, "`num_speakers` must be >= 1"),
         ({"num_speakers": 5, "max_speakers": 3}, r"`num_speakers` must lie within \[min_speakers, max_speakers\]"),
         ({"min_speakers": 4, "max_speakers": 3}, "`max_speakers` must be >= `min_speakers`"),

@@ -40,7 +40,7 @@ def test_diarize_command_exit_code_reports_failures(conversations, tmp_path, cap
 
 
 @pytest.mark.audio
-@pytest.mark.parametrize("flag, rule", [("--count_rule", "threshold"), ("--count-rule", "relative"), (None, "eigengap")])
+@pytest.mark.parametrize("flag, rule", [("--count_rule", "threshold"), ("--count-rule", "relative"), ("--count-rule", "eigengap"), (None, "consensus")])
 def test_diarize_command_logs_model_count_rule_and_counts(conversations, tmp_path, caplog, flag, rule):
     import logging
 

@@ -109,7 +109,7 @@ def test_other_sample_rates_are_resampled():
         ({"num_speakers": 3, "max_speakers": 2}, r"`num_speakers` must lie within \[min_speakers, max_speakers\]"),
         ({"step": 0}, "`step` must be >= 1"),
         ({"pool_rows": 0}, "`pool_rows` must be >= 1"),
-        ({"count_rule": "bic"}, "`count_rule` must be one of relative, eigengap, threshold"),
+        ({"count_rule": "bic"}, "`count_rule` must be one of relative, eigengap, consensus, threshold"),
     ],
 )
 def test_bad_parameters_raise_on_first_use(kwargs, message):
@@ -132,7 +132,8 @@ def test_the_count_is_estimated_and_logged_per_recording(conversations, caplog):
 
 def test_describe_names_model_and_count_rule():
     assert Diarizer(model="stats").describe() == "model stats (windowed fbank statistics, no model); backend spectral; " \
-        "speaker count eigengap (normalised maximum eigengap, NME-SC)"
+        "speaker count consensus (majority of 8 eigengap counts: 2 graphs x 2 Laplacians x 2 choices of p)"
+    assert Diarizer(count_rule="eigengap").describe().endswith("speaker count eigengap (normalised maximum eigengap, NME-SC)")
     assert Diarizer(count_rule="relative").describe().endswith(
         "speaker count relative (AHC cut at 1.5x the recording's within-turn distance)")
     assert Diarizer(count_rule="threshold", threshold=0.4, max_speakers=5).describe().endswith(

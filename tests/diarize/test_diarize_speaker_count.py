@@ -23,13 +23,36 @@ def _blobs(k, per_speaker=60, dim=32, spread=0.1, seed=0, sizes=None):
     return l2_normalize(centres[labels] + spread * rng.standard_normal((len(labels), dim))), labels
 
 
+@pytest.mark.parametrize("rule", ["eigengap", "consensus"])
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 6, 7])
 @pytest.mark.parametrize("spread", [0.1, 0.2])
-def test_eigengap_counts_blobs_on_the_sphere(k, spread):
+def test_eigengap_counts_blobs_on_the_sphere(k, spread, rule):
     for seed in range(2):
         rows, _ = _blobs(k, spread=spread, seed=seed)
-        count, info = estimate_num_speakers(rows, rule="eigengap")
+        count, info = estimate_num_speakers(rows, rule=rule)
         assert count == k, info.describe()
+
+
+def test_consensus_is_the_majority_of_eight_eigengap_counts():
+    rows, _ = _blobs(3, sizes=[150, 60, 30], seed=1)
+    count, info = estimate_num_speakers(rows, rule="consensus")
+    assert count == 3 and info.reason == "consensus" and len(info.votes) == 8
+    assert info.votes.count(3) > 4 and info.votes[0] == estimate_num_speakers(rows, rule="eigengap")[0]
+    assert info.describe().startswith("3 speakers (consensus, p=") and "votes 3 " in info.describe()
+    assert estimate_num_speakers(rows, rule="eigengap")[1].votes == ()
+
+
+def test_consensus_ties_go_to_the_nme_count_or_the_smallest(monkeypatch):
+    from unspeech.diarize import speaker_count
+
+    rows, _ = _blobs(3, seed=4)
+    real = speaker_count._nme_pick
+    for picked, count in (([4, 2, 5, 5, 2, 4, 3, 3], 4), ([6, 2, 5, 5, 2, 6, 3, 3], 6), ([7, 2, 5, 5, 2, 3, 3, 4], 2)):
+        picks = iter(picked)  # the NME count of the plain graph comes first
+        monkeypatch.setattr(speaker_count, "_nme_pick", lambda table, n, low: (next(picks),) + real(table, n, low)[1:])
+        monkeypatch.setattr(speaker_count, "_vote_pick", lambda table, low: next(picks))
+        got, info = estimate_num_speakers(rows, rule="consensus")
+        assert info.votes == tuple(picked) and got == count
 
 
 def test_the_rule_transfers_where_a_fixed_threshold_does_not():

@@ -56,10 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num_speakers", "--num-speakers", type=int, help="exact number of speakers")
     parser.add_argument("--min_speakers", "--min-speakers", type=int, help="at least this many speakers")
     parser.add_argument("--max_speakers", "--max-speakers", type=int, help="at most this many speakers")
-    parser.add_argument("--count-rule", "--count_rule", dest="count_rule", choices=COUNT_RULES, default="eigengap",
-                        help="speaker count of ahc/spectral/enroll without --num_speakers: eigengap (default; normalised "
-                             "maximum eigengap, NME-SC), relative (AHC cut at 1.5x the recording's own within-turn "
-                             "distance) or threshold (the old fixed AHC cut at --threshold)")
+    parser.add_argument("--count-rule", "--count_rule", dest="count_rule", choices=COUNT_RULES, default="consensus",
+                        help="speaker count of ahc/spectral/enroll without --num_speakers: consensus (default; the "
+                             "majority of 8 eigengap counts), eigengap (normalised maximum eigengap, NME-SC), relative "
+                             "(AHC cut at 1.5x the recording's own within-turn distance) or threshold (the old fixed AHC "
+                             "cut at --threshold)")
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="AHC cosine-distance cut of --count-rule threshold (default 0.5, tuned on synthetic voices)")
     parser.add_argument("--pool-rows", "--pool_rows", type=int, default=10,

@@ -16,13 +16,15 @@ channel):
 
 Speaker counts (``ahc`` and ``spectral``, and the ``enroll`` backend that clusters like ``ahc``):
 ``num_speakers`` fixes the count. Otherwise ``count_rule`` estimates it
-(:mod:`unspeech.diarize.speaker_count`; both new rules first test for a single speaker: rows 1 s
-apart no more alike than any two rows):
+(:mod:`unspeech.diarize.speaker_count`; the first three rules first test for a single speaker: rows
+1 s apart no more alike than any two rows):
 
-* ``"eigengap"`` (the diarizer's default) — the normalised maximum eigengap of the recording's
-  p-nearest-neighbour affinity graph (NME-SC, Park et al. 2019); with the bundled real-speech model
-  the best rule on real and on synthetic conversations alike (see the module notes of
-  :mod:`~unspeech.diarize.speaker_count`);
+* ``"consensus"`` (the diarizer's default) — the majority of eight eigengap counts (two graphs,
+  two Laplacians, two ways of choosing the neighbour count; see
+  :mod:`~unspeech.diarize.speaker_count`): better or equal to ``"eigengap"`` alone on every
+  development set, real and synthetic;
+* ``"eigengap"`` — the normalised maximum eigengap of the recording's p-nearest-neighbour affinity
+  graph (NME-SC, Park et al. 2019);
 * ``"relative"`` — AHC cut at 1.5 times the recording's own within-turn distance (the
   median cosine distance of rows 1 s apart), so the cut follows the embedding space and the corpus;
 * ``"threshold"`` — the old rule: AHC cut at cosine distance ``threshold`` (0.5, tuned on synthetic
@@ -70,7 +72,7 @@ logger = logging.getLogger(__name__)
 
 CLUSTER_METHODS = ("hdbscan", "ahc", "spectral")
 
-COUNT_RULES = ("relative", "eigengap", "threshold")
+COUNT_RULES = ("relative", "eigengap", "consensus", "threshold")
 """How ``ahc`` and ``spectral`` estimate the speaker count when none is given (module notes)."""
 
 SPECTRAL_MAX_POINTS = 300
@@ -214,7 +216,7 @@ def ahc_with_count(x: np.ndarray, n_speakers: int, min_cluster_size: int) -> np.
 def _estimated_count(x: np.ndarray, low: int, high: int | None, count_rule: str, threshold: float,
                      min_cluster_size: int, positions: np.ndarray | None, lag: int) -> int:
     """The speaker count of ``count_rule``; a failing estimate falls back to the fixed threshold rule."""
-    if count_rule in ("relative", "eigengap"):
+    if count_rule in ("relative", "eigengap", "consensus"):
         from unspeech.diarize.speaker_count import estimate_num_speakers
 
         try:
@@ -286,7 +288,7 @@ def cluster_rows(
         (a long recording's rows on disk: read in blocks, never copied whole)
     method : {"hdbscan", "ahc", "spectral"}
     num_speakers, min_speakers, max_speakers : int, optional
-    count_rule : {"relative", "eigengap", "threshold"}, how ``ahc`` and ``spectral`` estimate the
+    count_rule : {"relative", "eigengap", "consensus", "threshold"}, how ``ahc`` and ``spectral`` estimate the
         count when ``num_speakers`` is not given (see the module notes)
     threshold : float, AHC cosine-distance cut of the ``"threshold"`` rule
     min_cluster_size : int, the smallest speaker in rows: HDBSCAN's smallest cluster; smaller

@@ -138,7 +138,7 @@ class Diarizer:
         smooth_size: int = 83,
         dur_threshold: int = 10,
         short_segments: str = "merge",
-        count_rule: str = "eigengap",
+        count_rule: str = "consensus",
         threshold: float = 0.5,
         min_cluster_size: int = 20,
         uisrnn: str | os.PathLike | None = None,
@@ -203,6 +203,8 @@ class Diarizer:
             count = "relative (AHC cut at 1.5x the recording's within-turn distance)"
         elif self.count_rule == "eigengap":
             count = "eigengap (normalised maximum eigengap, NME-SC)"
+        elif self.count_rule == "consensus":
+            count = "consensus (majority of 8 eigengap counts: 2 graphs x 2 Laplacians x 2 choices of p)"
         else:
             count = f"threshold (AHC cut at cosine distance {self.threshold})"
         bounds = [f"{name}={value}" for name, value in (("min_speakers", self.min_speakers), ("max_speakers", self.max_speakers))
