@@ -65,6 +65,9 @@ def iter_moving_average(x, size: int) -> Iterator[tuple[int, np.ndarray]]:
     n, before = len(x), size // 2
     for a in range(0, n, ROW_BLOCK):
         b = min(n, a + ROW_BLOCK)
+        if size <= 1:  # the rows themselves (no round-off of a running sum)
+            yield a, np.asarray(x[a:b], dtype=np.float64)
+            continue
         block = take(x, np.clip(np.arange(a - before, b + size - 1 - before), 0, n - 1)).astype(np.float64, copy=False)
         csum = np.concatenate([np.zeros((1,) + block.shape[1:]), np.cumsum(block, axis=0)])
         yield a, (csum[size:] - csum[:-size]) / size
@@ -403,7 +406,10 @@ class Diarizer:
         Parameters
         ----------
         audio : path, ``wav.scp`` pipe (``"cmd |"``) or samples ``(n,)`` / ``(n, channels)`` float
-        hook : callable ``hook(step, artifact, completed=k, total=6)``, optional
+        hook : callable ``hook(step, artifact, completed=k, total=6)``, optional. For a long recording
+            file (streamed) the "audio" and "fbank" artifacts are :class:`~unspeech.diarize.streaming.Streamed`
+            stand-ins and "embeddings" is a :class:`~unspeech.kaldi_io.LazyMatrix` over rows spooled to
+            a temporary folder: readable (``np.asarray``, slices) during the hook call only
         file_id : str, the RTTM file id (default: the file name without extension, or "audio")
         sample_rate : int, Hz, the rate of ``audio`` samples (files carry their own)
         speech : oracle speech instead of the VAD: a mask ``(T,) bool`` or ``[(start, end), ...]`` seconds
