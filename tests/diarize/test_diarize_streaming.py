@@ -13,7 +13,7 @@ from unspeech.diarize.vad import EnergyVAD, frame_log_energy
 pytestmark = pytest.mark.audio
 
 
-def test_embed_in_chunks_equals_whole_embedding():
+def test_embedded_chunks_equal_whole_embedding():
     rng = np.random.default_rng(0)
     frames = rng.standard_normal((2345, 3)).astype(np.float32)
     period, reach = 10, 37
@@ -23,7 +23,8 @@ def test_embed_in_chunks_equals_whole_embedding():
         return np.stack([x[max(0, c - reach):c + reach + 1].mean(axis=0) for c in centres])
 
     blocks = [frames[i:i + 97] for i in range(0, len(frames), 97)]
-    chunked = streaming.embed_in_chunks(blocks, len(frames), embed, period, reach + 1, chunk_frames=300)
+    chunked = np.concatenate(list(streaming.iter_embedded_chunks(blocks, len(frames), embed, period, reach + 1,
+                                                                 chunk_frames=300)))
     np.testing.assert_allclose(chunked, embed(frames), rtol=0, atol=1e-6)
 
 

@@ -289,14 +289,14 @@ def _relative_count(x: np.ndarray, low: int, high: int, positions, lag: int, fac
                                coherence=scale / max(overall, 1e-12) if enough else None)
 
 
-def _gap_table(x: np.ndarray, high: int, max_neighbour_fraction: float, n_values: int, weighted: bool = False,
-               normalised: bool = False, graph=None) -> list[tuple[int, np.ndarray]]:
+def _gap_table(graph: tuple[np.ndarray, np.ndarray], high: int, max_neighbour_fraction: float, n_values: int,
+               weighted: bool = False, normalised: bool = False) -> list[tuple[int, np.ndarray]]:
     """``[(p, gaps), ...]``: for each neighbour count ``p`` tried, the eigengaps ``gaps[k - 1]`` (after
     the ``k``-th smallest eigenvalue, ``k = 1 .. high``) of one graph variant (:func:`_laplacian_eigenvalues`).
-    ``x``: centred, normalised rows; ``graph``: ``(similarity, order)`` of ``x`` when already computed.
+    ``graph``: ``(similarity, order)`` of the centred, normalised rows (:func:`_graph`).
     A ``p`` whose eigensolver fails is left out (logged); all failing raises ``LinAlgError``."""
-    n = len(x)
-    similarity, order = graph if graph is not None else _graph(x)
+    similarity, order = graph
+    n = len(order)
     candidates = np.unique(np.linspace(2, max(2, int(max_neighbour_fraction * n)), int(n_values)).round().astype(np.int64))
     table, failures = [], 0
     for p in candidates:
@@ -349,13 +349,13 @@ def _eigengap_count(x: np.ndarray, low: int, high: int, max_points: int, max_nei
     high = max(min(high, n - 1), 1)
     low = min(low, high)
     graph = _graph(x)
-    table = _gap_table(x, high, max_neighbour_fraction, n_values, graph=graph)
+    table = _gap_table(graph, high, max_neighbour_fraction, n_values)
     k, p, gaps = _nme_pick(table, n, low)
     if not consensus:
         return k, SpeakerCount(k, "eigengap", p, float(gaps[k - 1]), gaps, n)
     votes = [k, _vote_pick(table, low)]  # the plain graph first, then the other three variants
     for weighted, normalised in ((False, True), (True, False), (True, True)):
-        variant = _gap_table(x, high, max_neighbour_fraction, n_values, weighted, normalised, graph)
+        variant = _gap_table(graph, high, max_neighbour_fraction, n_values, weighted, normalised)
         votes += [_nme_pick(variant, n, low)[0], _vote_pick(variant, low)]
     tally = Counter(votes)
     top = [c for c, m in tally.items() if m == max(tally.values())]

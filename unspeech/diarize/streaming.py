@@ -4,7 +4,7 @@ A recording file longer than :data:`STREAM_SECONDS` is never held whole: it is r
 (:func:`unspeech.audio_stream.iter_audio_blocks`), turned into fbank frames as the blocks arrive
 (:func:`unspeech.fbank.iter_fbank`, the same frames as :func:`unspeech.fbank.compute_fbank`), and
 the frames are embedded in chunks of :data:`CHUNK_FRAMES` frames with enough frames of context on
-each side (:func:`embed_in_chunks`) that every row is the row the embedder gives on the whole
+each side (:func:`iter_embedded_chunks`) that every row is the row the embedder gives on the whole
 recording. The energy VAD's per-frame log energies are computed from the same blocks. The rows
 (one per ``period_frames`` frames) are spooled to a temporary folder as they come
 (:class:`unspeech.diarize.row_source.RowSpool`) and the rows stage reads them back block by block;
@@ -25,8 +25,7 @@ import numpy as np
 
 from unspeech.diarize.vad import FRAME_LENGTH, FRAME_SHIFT, frame_log_energy, num_frames_of
 
-__all__ = ["STREAM_SECONDS", "CHUNK_FRAMES", "Streamed", "embed_in_chunks", "iter_embedded_chunks", "LogEnergyStream",
-           "stream_rows"]
+__all__ = ["STREAM_SECONDS", "CHUNK_FRAMES", "Streamed", "iter_embedded_chunks", "LogEnergyStream", "stream_rows"]
 
 STREAM_SECONDS = 600.0
 """Recording files longer than this (seconds) go through the streaming front end."""
@@ -46,24 +45,6 @@ class Streamed:
 
     def __len__(self) -> int:
         return self.shape[0]
-
-
-def embed_in_chunks(
-    frames: Iterable[np.ndarray],
-    n_frames: int,
-    embed: Callable[[np.ndarray], np.ndarray],
-    period: int,
-    context_frames: int,
-    chunk_frames: int = CHUNK_FRAMES,
-) -> np.ndarray:
-    """Rows of ``embed(all frames)`` computed chunk by chunk (:func:`iter_embedded_chunks`), as one array.
-
-    Returns
-    -------
-    ndarray of shape (ceil(n_frames / period), D)
-    """
-    out = list(iter_embedded_chunks(frames, n_frames, embed, period, context_frames, chunk_frames))
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
 def iter_embedded_chunks(
