@@ -10,11 +10,12 @@ from unspeech.cluster.vectors import read_utterance_vectors
 from unspeech.errors import DataError
 
 
-def _vectors(n: int = 300, dim: int = 7, seed: int = 0, as_vector: bool = False, dtype=np.float32):
+def _vectors(n: int = 300, dim: int = 7, seed: int = 0, as_vector: bool = False, dtype=np.float32, one_length=False):
     rng = np.random.default_rng(seed)
     items = []
     for i in range(n):
-        key = "spk" + "x" * int(rng.integers(0, 4)) + f"-{i}"  # ids of several lengths
+        # ids of several lengths (records walked one by one), or of one length (read as one byte grid)
+        key = f"spk-{i:06d}" if one_length else "spk" + "x" * int(rng.integers(0, 4)) + f"-{i}"
         row = rng.standard_normal(dim).astype(dtype)
         items.append((key, row if as_vector else row[None]))
     return items
@@ -25,10 +26,11 @@ def _record_reader(path):
     return list(ids), np.stack(rows)
 
 
+@pytest.mark.parametrize("one_length", [False, True])
 @pytest.mark.parametrize("as_vector, dtype", [(False, np.float32), (True, np.float32), (False, np.float64), (True, np.float64)])
-def test_equals_the_record_reader(tmp_path, as_vector, dtype):
+def test_equals_the_record_reader(tmp_path, as_vector, dtype, one_length):
     ark = tmp_path / "v.ark"
-    kaldi_io.write_mats(ark, _vectors(as_vector=as_vector, dtype=dtype))
+    kaldi_io.write_mats(ark, _vectors(as_vector=as_vector, dtype=dtype, one_length=one_length))
     ids, rows = kaldi_io.read_row_ark(ark)
     want_ids, want = _record_reader(ark)
     assert ids == want_ids
@@ -46,9 +48,10 @@ def test_one_record_and_constant_id_lengths(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["text", "compressed", "two rows", "mixed dims", "trailing garbage", "empty", "cut short"])
-def test_anything_else_falls_back(tmp_path, case):
+@pytest.mark.parametrize("one_length", [False, True])
+def test_anything_else_falls_back(tmp_path, case, one_length):
     ark = tmp_path / "v.ark"
-    items = _vectors(20)
+    items = _vectors(20, one_length=one_length)
     if case == "text":
         kaldi_io.write_mats(ark, items, text=True)
     elif case == "compressed":
@@ -68,21 +71,23 @@ def test_anything_else_falls_back(tmp_path, case):
     assert kaldi_io.read_row_ark(ark) is None
 
 
-def test_nan_is_an_error_naming_the_utterance(tmp_path):
+@pytest.mark.parametrize("one_length", [False, True])
+def test_nan_is_an_error_naming_the_utterance(tmp_path, one_length):
     ark, scp = tmp_path / "v.ark", tmp_path / "v.scp"
-    items = _vectors(10)
+    items = _vectors(10, one_length=one_length)
     kaldi_io.write_mats(ark, items, scp)  # (write_mats refuses NaN: put one in by hand)
     offset = int(scp.read_text().splitlines()[6].rsplit(":", 1)[1]) + len(b"\0BFM \x04....\x04....")
     data = bytearray(ark.read_bytes())
     data[offset: offset + 4] = np.array([np.nan], "<f4").tobytes()
     ark.write_bytes(bytes(data))
-    with pytest.raises(DataError, match=f"v.ark: utterance '{items[6][0]}'.*NaN"):
+    with pytest.raises(DataError, match=f"v.ark: utterance '{items[6][0]}' at byte {offset}: .*NaN"):
         kaldi_io.read_row_ark(ark)
 
 
-def test_bit_flips_fall_back_or_read_what_the_record_reader_reads(tmp_path):
+@pytest.mark.parametrize("one_length", [False, True])
+def test_bit_flips_fall_back_or_read_what_the_record_reader_reads(tmp_path, one_length):
     clean_path = tmp_path / "clean.ark"
-    kaldi_io.write_mats(clean_path, _vectors(12, dim=5))
+    kaldi_io.write_mats(clean_path, _vectors(12, dim=5, one_length=one_length))
     clean = clean_path.read_bytes()
     rng = np.random.default_rng(3)
     ark = tmp_path / "bad.ark"
@@ -121,3 +126,18 @@ def test_read_utterance_vectors_takes_the_bulk_path_and_checks_ids(tmp_path):
     twice.write_bytes(ark.read_bytes() + ark.read_bytes()[: ark.read_bytes().index(items[1][0].encode())])
     with pytest.raises(DataError, match=f"utterance '{items[0][0]}' appears twice"):
         read_utterance_vectors(twice)
+
+
+def test_ids_of_one_length_are_read_without_walking_the_records(tmp_path, monkeypatch):
+    ark = tmp_path / "v.ark"
+    items = _vectors(64, one_length=True)
+    kaldi_io.write_mats(ark, items)
+    want_ids, want = _record_reader(ark)
+
+    def walk(*args, **kwargs):
+        raise AssertionError("walked record by record")
+
+    monkeypatch.setattr(kaldi_io, "_read_row_records", walk)
+    ids, rows = kaldi_io.read_row_ark(ark)
+    assert ids == want_ids
+    np.testing.assert_array_equal(rows, want)

@@ -10,8 +10,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from typing import Sequence
+
+# NumPy asks the kernel to back each large array with huge pages (madvise). Where transparent huge
+# pages run with defrag=madvise (the default of several distributions) and memory is fragmented,
+# every first touch of such an array can stall in direct compaction: on the 2-core test machine that
+# cost 9 s of a 59 s million-vector `cluster.py` run (benchmarks/RESULTS.md). The commands run
+# without the advice unless the user sets NUMPY_MADVISE_HUGEPAGE=1 (read when NumPy is imported,
+# which this module does not do).
+os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 
 from unspeech.command_parser import CommandParser
 from unspeech.errors import UnspeechError

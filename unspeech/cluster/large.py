@@ -147,7 +147,7 @@ def mutual_reachability_mst(
     n_components : int
         Groups the kNN graph left unconnected (joined by :func:`_join_groups`).
     """
-    from scipy.sparse import coo_matrix, csgraph
+    from scipy.sparse import csgraph, csr_matrix
 
     n = len(Z)
     k = min(max(n_neighbors, min_samples), n - 1)
@@ -156,21 +156,22 @@ def mutual_reachability_mst(
     else:
         dist, ind = knn_graph(Z, k + 1, search=search, nlist=nlist, nprobe=nprobe, random_state=random_state, n_jobs=n_jobs)
     core = dist[:, min(min_samples, k)]
-    rows = np.repeat(np.arange(n, dtype=np.int64), k + 1)
-    cols = ind.ravel().astype(np.int64)
-    weight = dist.ravel()
-    del dist, ind
-    keep = (rows != cols) & np.isfinite(weight)
-    rows, cols, weight = rows[keep], cols[keep], weight[keep]
-    weight = np.maximum(np.maximum(core[rows], core[cols]), weight)
-    # one entry per undirected edge (a < b); the weight is symmetric so either copy will do
-    key = np.minimum(rows, cols) * n + np.maximum(rows, cols)
-    del rows, cols
-    key, first = np.unique(key, return_index=True)
+    # the directed kNN edges as CSR rows (row i = point i's neighbours): no need to pair up the two
+    # copies of an undirected edge, since scipy's spanning tree reads graph[i, j] and graph[j, i] as
+    # one edge (the smaller nonzero weight; both are equal here); building the CSR straight from the
+    # row-major graph skips the sort that deduplication took (6.7 s of 7.5 s at a million points)
+    keep = (ind != np.arange(n)[:, None]) & np.isfinite(dist)
+    counts = keep.sum(axis=1)
+    cols = ind[keep]
+    weight = np.maximum(np.maximum(np.repeat(core, counts), core[cols]), dist[keep])
+    del dist, ind, keep
     # scipy's MST reads a zero as "no edge": exact duplicates get a tiny positive weight
-    weight = np.maximum(weight[first], np.finfo(np.float64).tiny)
-    graph = coo_matrix((weight, (key // n, key % n)), shape=(n, n)).tocsr()
-    del key, weight, first
+    np.maximum(weight, np.finfo(np.float64).tiny, out=weight)
+    index_type = np.int32 if len(cols) < np.iinfo(np.int32).max else np.int64
+    indptr = np.zeros(n + 1, dtype=index_type)
+    np.cumsum(counts, out=indptr[1:])
+    graph = csr_matrix((weight, cols.astype(index_type), indptr), shape=(n, n))
+    del cols, weight, counts, indptr
     tree = csgraph.minimum_spanning_tree(graph).tocoo()
     del graph
     n_groups, group = csgraph.connected_components(tree, directed=False)
@@ -245,9 +246,16 @@ def _facing(Z: np.ndarray, points: np.ndarray, towards: np.ndarray, width: int) 
 def _dense_links(Z, core, order, starts, sizes, pairs, rows, links, batch_cells: int = 1 << 22) -> None:
     """Exact smallest mutual reachability link of every group pair in ``rows`` (both groups small),
     batched: the pairs' members are padded to a common width and compared by batched BLAS products.
-    Writes ``(a, b, weight)`` into ``links[rows]``."""
+    Writes ``(a, b, weight)`` into ``links[rows]``.
+
+    Works on squares, in place and in float32: ``reach**2 = max(d**2, core_a**2, core_b**2)`` picks
+    the same pair as ``max(d, core_a, core_b)`` without a square root or a temporary per cell
+    (padding slots get an infinite core so that they never win); the chosen pair's weight is then
+    computed again in float64."""
     rows = rows[np.argsort(np.maximum(sizes[pairs[rows, 0]], sizes[pairs[rows, 1]]), kind="stable")]
-    sq = np.einsum("ij,ij->i", Z, Z)
+    Z32 = np.asarray(Z, dtype=np.float32)
+    sq = np.einsum("ij,ij->i", Z32, Z32)
+    core2 = np.append(core * core, np.inf).astype(np.float32)  # the last entry: what padding slots read
     pos = 0
     while pos < rows.size:
         w = int(max(sizes[pairs[rows[pos], 0]], sizes[pairs[rows[pos], 1]]))
@@ -262,17 +270,22 @@ def _dense_links(Z, core, order, starts, sizes, pairs, rows, links, batch_cells:
         def padded(groups):
             valid = slot[None, :] < sizes[groups][:, None]
             idx = order[np.minimum(starts[groups][:, None] + slot[None, :], len(order) - 1)]
-            return np.where(valid, idx, 0), valid
+            return np.where(valid, idx, 0), np.where(valid, idx, len(core))
 
-        ia, va = padded(pairs[chunk, 0])
-        ib, vb = padded(pairs[chunk, 1])
-        d2 = sq[ia][:, :, None] - 2.0 * np.matmul(Z[ia], Z[ib].transpose(0, 2, 1)) + sq[ib][:, None, :]
-        reach = np.maximum(np.sqrt(np.maximum(d2, 0.0)), np.maximum(core[ia][:, :, None], core[ib][:, None, :]))
-        reach[~(va[:, :, None] & vb[:, None, :])] = np.inf
-        best = reach.reshape(len(chunk), -1).argmin(axis=1)
+        ia, ca = padded(pairs[chunk, 0])
+        ib, cb = padded(pairs[chunk, 1])
+        reach2 = np.matmul(Z32[ia], Z32[ib].transpose(0, 2, 1))
+        reach2 *= -2.0
+        reach2 += sq[ia][:, :, None]
+        reach2 += sq[ib][:, None, :]
+        np.maximum(reach2, core2[ca][:, :, None], out=reach2)
+        np.maximum(reach2, core2[cb][:, None, :], out=reach2)
+        best = reach2.reshape(len(chunk), -1).argmin(axis=1)
         i, j = np.divmod(best, w)
         pick = np.arange(len(chunk))
-        links[chunk] = np.column_stack([ia[pick, i], ib[pick, j], reach[pick, i, j]])
+        a, b = ia[pick, i], ib[pick, j]
+        d = np.sqrt(((np.asarray(Z[a], dtype=np.float64) - Z[b]) ** 2).sum(axis=1))
+        links[chunk] = np.column_stack([a, b, np.maximum(np.maximum(core[a], core[b]), d)])
         pos = end
 
 

@@ -249,11 +249,12 @@ def read_utterance_vectors(
         bulk = _read_row_ark(source)
         if bulk is not None:
             ids, vectors = bulk
-            seen_ids: set[str] = set()
-            for utt in ids:
-                if utt in seen_ids:
-                    raise DataError(f"{source}: utterance {utt!r} appears twice")
-                seen_ids.add(utt)
+            if len(set(ids)) != len(ids):  # name the first repeat only when there is one
+                seen_ids: set[str] = set()
+                for utt in ids:
+                    if utt in seen_ids:
+                        raise DataError(f"{source}: utterance {utt!r} appears twice")
+                    seen_ids.add(utt)
             if hook is not None:
                 hook("read", None, completed=len(ids), total=len(ids))
             return UtteranceVectors(ids, vectors.astype(np.float32, copy=False), source)
