@@ -245,7 +245,8 @@ def child(args: argparse.Namespace) -> None:
         if args.child == "slow":
             import hdbscan
 
-            model = hdbscan.HDBSCAN(min_cluster_size=args.min_cluster_size, min_samples=args.min_samples)
+            model = hdbscan.HDBSCAN(min_cluster_size=args.min_cluster_size, min_samples=args.min_samples,
+                                    cluster_selection_method=args.selection)
             model.fit(X)
         else:
             from unspeech.cluster import LargeHDBSCANClusterer
@@ -262,6 +263,7 @@ def child(args: argparse.Namespace) -> None:
             extra.update(_neighbour_recall(Z, graph, k, args))
             model = LargeHDBSCANClusterer(
                 min_cluster_size=args.min_cluster_size, min_samples=args.min_samples, reduce="none",
+                cluster_selection_method=args.selection,
                 core_dist_n_jobs=args.jobs, random_state=args.seed, neighbor_search=lambda points, kk: graph,
             )
             model.fit(Z)
@@ -305,7 +307,7 @@ def _neighbour_recall(Z, graph, k: int, args: argparse.Namespace, n_queries: int
 def run_child(kind: str, n: int, args: argparse.Namespace, search: str = "ivf") -> dict:
     cmd = [sys.executable, __file__, "--child", kind, "--child-n", str(n), "--seed", str(args.seed), "--search", search,
            "--noise", str(args.noise), "--min-cluster-size", str(args.min_cluster_size),
-           "--min-samples", str(args.min_samples), "--pca-dims", str(args.pca_dims), "--jobs", str(args.jobs)]
+           "--min-samples", str(args.min_samples), "--selection", args.selection, "--pca-dims", str(args.pca_dims), "--jobs", str(args.jobs)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         raise SystemExit(f"child {kind} n={n} failed:\n{proc.stderr}")
@@ -341,6 +343,7 @@ def end_to_end(args: argparse.Namespace, workdir: Path, n: int) -> list[dict]:
         cmd = [sys.executable, str(ROOT / "cluster.py"), "-i", str(ark), "--utt2spk", str(gold),
                "--output_utt2spk", str(workdir / "clustered_utt2spk"), "--results-csv", str(workdir / "result.csv"),
                "--hdbscan_min_cluster_sizes", str(args.min_cluster_size), "--hdbscan_min_samples_str", str(args.min_samples),
+               "--cluster-selection-method", args.selection,
                "--jobs", str(args.jobs), "--random_seed", str(seed), "-q"]
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
@@ -381,6 +384,8 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.6, help="within-speaker noise of the synthetic set")
     parser.add_argument("--min-cluster-size", type=int, default=5)
     parser.add_argument("--min-samples", type=int, default=3)
+    parser.add_argument("--selection", choices=("eom", "leaf"), default="eom",
+                        help="HDBSCAN cluster selection (cluster.py --cluster-selection-method); default eom, as cluster.py")
     parser.add_argument("--pca-dims", type=int, default=16)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic data and of the child runs")
