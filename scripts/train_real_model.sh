@@ -13,7 +13,9 @@
 #   stage 3  train the context model (unsup_model_neg.py, fixed --max_steps, seed 1)
 #   stage 4  export: config.json + the final checkpoint + train.log + model.onnx into unspeech/models/$NAME,
 #            then fit the speaker head (unspeech train-head: every training item is a class of its own,
-#            its narrow-band copy shares its class; speed-perturbed copies are new voices, new classes)
+#            its narrow-band copy and its noisy/babble/reverberant copy (scripts/augment_copies.py, at the
+#            three speeds) share its class; speed-perturbed copies are new voices, new classes; an
+#            ensemble of $HEAD_MEMBERS networks)
 #   stage 5  evaluate on speakers it never heard: benchmarks/real_speech_bench.py (DER on real-voice
 #            conversations of the held-out speakers, utterance EER; next to fbank statistics and, when
 #            benchmarks/setup_peer_venv.sh was run, Resemblyzer d-vectors), DER on 20 held-out synthetic
@@ -40,6 +42,7 @@ EXCLUDE=${EXCLUDE:-benchmarks/real_speech_heldout.txt}
 NAME=${NAME:-unspeech_dnn_w32_libri200}
 WORK=${WORK:-exp/real_model}
 MAX_STEPS=${MAX_STEPS:-14000}
+HEAD_MEMBERS=${HEAD_MEMBERS:-3}
 MODEL="unspeech/models/$NAME"
 unspeech() { "$PYTHON" -m unspeech.cli "$@"; }
 stage() { [ "$STAGE" -le "$1" ] && [ "$1" -le "$STOP" ]; }
@@ -101,6 +104,9 @@ EOF_PY
     unspeech synth utterances --out-dir "$WORK/synth_corpus" --num-speakers 80 --utts-per-speaker 16 --seed 2025 \
         --nj "$NJ" --quiet
     check_voices "$WORK/synth_corpus/synth.json" data/demo_utts/synth.json
+    # one noisy, babble or reverberant copy of every real utterance, for the speaker head (stage 4)
+    rm -rf "$WORK/aug"
+    "$PYTHON" scripts/augment_copies.py "$WORK/data/wav.scp" "$WORK/aug" --utt2spk "$WORK/data/utt2spk" --seed 0
 fi
 
 if stage 2; then
@@ -127,6 +133,9 @@ print(f"{d}: {len(sessions)} sessions of {len(feats)} synthetic utterances")
 EOF_PY
     cat "$WORK/fbank_sp/feats.scp" "$WORK/fbank_nb/feats.scp" "$WORK/fbank_synth/sessions.scp" > "$WORK/train.scp"
     wc -l "$WORK/train.scp"
+    rm -rf "$WORK/fbank_aug"
+    unspeech fbank --wav-scp "$WORK/aug/wav.scp" --utt2spk "$WORK/aug/utt2spk" --out-dir "$WORK/fbank_aug" \
+        --speed-perturb --compress --nj "$NJ" --quiet
 fi
 
 if stage 3; then
@@ -154,9 +163,13 @@ EOF_PY
     printf 'model_checkpoint_path: "%s"\nall_model_checkpoint_paths: "%s"\n' "$last" "$last" > "$MODEL/checkpoints/checkpoint"
     grep -v "absl" "$run/train.log" > "$MODEL/train.log"
     "$PYTHON" -m unspeech.cli export "$MODEL" --int8 --quiet  # the towers for ONNX Runtime (+ the int8 copy)
-    # the speaker head: pseudo-labels = training items; a narrow-band copy keeps its source's class
-    awk '{ c = $1; sub(/^nb8k-/, "", c); print $1, c }' "$WORK/train.scp" > "$WORK/utt2class"
-    unspeech train-head "$MODEL" "$WORK/train.scp" --utt2class "$WORK/utt2class" --seed 0 --quiet
+    # the speaker head: pseudo-labels = training items; a narrow-band or augmented copy keeps its source's
+    # class (sp0.9-aug-X belongs to sp0.9-X)
+    cat "$WORK/train.scp" "$WORK/fbank_aug/feats.scp" > "$WORK/train_head.scp"
+    awk '{ c = $1; sub(/^nb8k-/, "", c); if (c ~ /^aug-/) sub(/^aug-/, "", c); else if (c ~ /^sp[0-9.]+-aug-/) sub(/-aug-/, "-", c)
+           print $1, c }' "$WORK/train_head.scp" > "$WORK/utt2class"
+    unspeech train-head "$MODEL" "$WORK/train_head.scp" --utt2class "$WORK/utt2class" --members "$HEAD_MEMBERS" \
+        --seed 0 --quiet
     du -sh "$MODEL"
 fi
 

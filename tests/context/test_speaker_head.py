@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -89,7 +90,8 @@ def test_fit_rejects_bad_training_data(rows, classes, message):
         SpeakerHead(epochs=1).fit(rows, classes, names=[f"utt{7 + i}" for i in range(len(rows))])
 
 
-@pytest.mark.parametrize("params", [{"context": -1}, {"dim": 0}, {"loss": "triplet"}, {"dropout": 1.0}, {"margin": 2.0}])
+@pytest.mark.parametrize("params", [{"context": -1}, {"dim": 0}, {"loss": "triplet"}, {"dropout": 1.0}, {"margin": 2.0},
+                                    {"members": 0}])
 def test_bad_parameters_are_refused(params):
     with pytest.raises(ConfigError):
         SpeakerHead(**params).fit([np.zeros((3, 2)), np.ones((3, 2))], ["a", "b"])
@@ -109,7 +111,7 @@ def test_save_load_round_trip_and_damaged_files(tmp_path):
         SpeakerHead.load(tmp_path / "junk.npz")
     with np.load(path) as data:
         arrays = dict(data)
-    arrays["w2"] = arrays["w2"][:3]
+    arrays["w2"] = arrays["w2"][:, :3]
     np.savez(tmp_path / "cut.npz", **arrays)
     with pytest.raises(DataError, match="cut.npz.*do not fit"):
         SpeakerHead.load(tmp_path / "cut.npz")
@@ -119,6 +121,47 @@ def test_save_load_round_trip_and_damaged_files(tmp_path):
         loaded.transform(np.zeros((4, 3)))
     with pytest.raises(ConfigError, match="not fitted"):
         SpeakerHead().transform(items[0])
+
+
+def test_members_join_unit_rows_and_average_their_cosines(tmp_path):
+    items, classes, _ = _class_rows()
+    params = dict(context=1, hidden_units=16, dim=4, epochs=2)
+    one = [SpeakerHead(**params, random_state=seed).fit(items, classes) for seed in (3, 4)]
+    both = SpeakerHead(**params, members=2, random_state=3).fit(items, classes)
+    assert both.output_dim == 8 and both.weights_["w1"].shape == (2, 18, 16)
+    out = both.transform(items[0])
+    np.testing.assert_allclose(np.linalg.norm(out[:, :4], axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(out[:, 4:], axis=1), 1.0, rtol=1e-5)
+    joined = SpeakerHead.join(one)
+    assert joined.members == 2
+    np.testing.assert_allclose(joined.transform(items[0]), out, rtol=1e-4, atol=1e-5)  # same seeds, same members
+    # the cosine of joined rows is the mean of the members' cosines
+    a, b = (np.concatenate([h.transform(items[i]) for h in one], axis=1) for i in (0, 5))
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    mean_cos = np.mean([(unit(a[:, k:k + 4]) * unit(b[:, k:k + 4])).sum(axis=1) for k in (0, 4)], axis=0)
+    x, y = joined.transform(items[0]), joined.transform(items[5])
+    np.testing.assert_allclose((x * y).sum(axis=1) / 2, mean_cos, rtol=1e-4, atol=1e-5)
+    joined.info_ = {"model_id": "x", "period_frames": 10}
+    loaded = SpeakerHead.load(joined.save(tmp_path / HEAD_NAME))
+    np.testing.assert_array_equal(loaded.transform(items[2]), joined.transform(items[2]))
+    other = SpeakerHead(**{**params, "dim": 5}).fit(items, classes)
+    with pytest.raises(DataError, match="same rows with the same sizes"):
+        SpeakerHead.join([one[0], other])
+
+
+def test_a_one_network_file_of_before_ensembles_still_loads(tmp_path):
+    items, classes, _ = _class_rows()
+    head = SpeakerHead(context=1, hidden_units=16, dim=4, epochs=1).fit(items, classes)
+    path = head.save(tmp_path / HEAD_NAME)
+    with np.load(path) as data:
+        arrays = {k: (v[0] if k in ("w1", "b1", "w2", "b2") else v) for k, v in data.items()}
+    meta = json.loads(bytes(arrays["meta"]).decode("utf-8"))
+    del meta["params"]["members"]
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    np.savez(tmp_path / "old.npz", **arrays)  # 2-D weights, no `members` in the parameters
+    old = SpeakerHead.load(tmp_path / "old.npz")
+    assert old.members == 1
+    np.testing.assert_array_equal(old.transform(items[0]), head.transform(items[0]))
 
 
 def test_read_utt2class(tmp_path):

@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss", choices=("am-softmax", "softmax"), default="am-softmax",
                         help="training loss: am-softmax (additive-margin cosine classifier, default) or softmax")
     parser.add_argument("--epochs", type=int, default=20, help="passes over the training rows (default 20)")
+    parser.add_argument("--members", type=int, default=1,
+                        help="networks trained from seeds SEED, SEED+1, ... and joined (an ensemble: the cosine of "
+                             "two rows is the mean of the members'; default 1)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("-o", "--output", default=None, help="output file (default: RUN_DIR/speaker_head.npz)")
     parser.add_argument("--runtime", choices=("auto", "onnx", "keras"), default="auto",
@@ -63,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
     head = fit_run_head(run_dir, args.features, utt2class=args.utt2class, period_frames=args.step,
                         runtime=args.runtime, output=args.output, context=args.context, dim=args.dim,
-                        hidden_units=args.hidden_units, epochs=args.epochs, loss=args.loss, random_state=args.seed,
+                        hidden_units=args.hidden_units, epochs=args.epochs, loss=args.loss, members=args.members,
+                        random_state=args.seed,
                         verbose=0 if args.quiet else 1)
     print(args.output or os.path.join(run_dir, "speaker_head.npz"))
     if not args.quiet:

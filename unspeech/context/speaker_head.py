@@ -17,6 +17,12 @@ Network (``D`` = the context model's embedding size, ``c`` = ``context``)::
         -> dense(hidden_units) -> ReLU -> batch norm -> dense(dim)        = the head's output (n, dim)
         [training only: -> batch norm -> dropout -> dense(n_classes) -> softmax]
 
+With ``members > 1`` that network is trained ``members`` times from different seeds on the same
+rows (an ensemble); each member's output is L2-normalised and the outputs are joined,
+``(n, members * dim)``, so that the cosine of two joined rows is the mean of the members' cosines.
+Members disagree where a single network's quirks decide, and averaging their similarities
+steadies what the clustering and the speaker count read.
+
 Training needs TensorFlow (``pip install 'unspeech[train]'``); the fitted head is two matrix
 products in NumPy (batch norm folded into the second one), stored as ``speaker_head.npz`` in the
 run directory next to the model, and used by :class:`unspeech.diarize.embedders.ContextEmbedder`.
@@ -88,18 +94,21 @@ class SpeakerHead:
         cosine of the embedding and a class vector, minus ``margin`` for the true class, times
         ``scale``; it trains embeddings for cosine scoring, as clustering compares them)
     margin, scale : the additive margin and the logit scale of "am-softmax"
+    members : int, networks trained from seeds ``random_state``, ``random_state + 1``, ... (see
+        the module docstring); 1 = one network, whose output is not normalised
     random_state : int, seed of the weight initialisation, dropout and shuffling
     verbose : int, 0 silent, 1 one log line per epoch
 
     Fitted attributes: ``input_dim_``, ``n_classes_``, ``mean_``, ``scale_`` (standardisation of
-    the stacked rows), ``weights_`` (``w1 (I, H)``, ``b1 (H,)``, ``w2 (H, dim)``, ``b2 (dim,)``),
-    ``train_accuracy_`` (last epoch's class accuracy on the training rows), ``info_`` (a dict
-    saved with the head: e.g. the model id and row period it belongs to).
+    the stacked rows), ``weights_`` (one entry per member: ``w1 (M, I, H)``, ``b1 (M, H)``,
+    ``w2 (M, H, dim)``, ``b2 (M, dim)``), ``train_accuracy_`` (last epoch's class accuracy on the
+    training rows, mean over members), ``info_`` (a dict saved with the head: e.g. the model id and
+    row period it belongs to).
     """
 
     def __init__(self, context: int = 2, hidden_units: int = 512, dim: int = 128, epochs: int = 20,
                  batch_size: int = 512, learn_rate: float = 1e-3, dropout: float = 0.2, loss: str = "am-softmax",
-                 margin: float = 0.2, scale: float = 30.0, random_state: int = 0, verbose: int = 0):
+                 margin: float = 0.2, scale: float = 30.0, members: int = 1, random_state: int = 0, verbose: int = 0):
         self.context = context
         self.hidden_units = hidden_units
         self.dim = dim
@@ -110,18 +119,20 @@ class SpeakerHead:
         self.loss = loss
         self.margin = margin
         self.scale = scale
+        self.members = members
         self.random_state = random_state
         self.verbose = verbose
 
     def get_params(self) -> dict:
         return {name: getattr(self, name) for name in ("context", "hidden_units", "dim", "epochs", "batch_size",
-                                                      "learn_rate", "dropout", "loss", "margin", "scale", "random_state",
-                                                      "verbose")}
+                                                      "learn_rate", "dropout", "loss", "margin", "scale", "members",
+                                                      "random_state", "verbose")}
 
     def _check_params(self) -> None:
         if not isinstance(self.context, (int, np.integer)) or self.context < 0:
             raise ConfigError(f"`context` must be an integer >= 0. Received: context={self.context!r}")
-        _check_positive(hidden_units=self.hidden_units, dim=self.dim, epochs=self.epochs, batch_size=self.batch_size)
+        _check_positive(hidden_units=self.hidden_units, dim=self.dim, epochs=self.epochs, batch_size=self.batch_size,
+                        members=self.members)
         if not 0 < float(self.learn_rate):
             raise ConfigError(f"`learn_rate` must be > 0. Received: learn_rate={self.learn_rate!r}")
         if not 0 <= float(self.dropout) < 1:
@@ -176,18 +187,21 @@ class SpeakerHead:
         self.input_dim_ = int(dims.pop())
         self.n_classes_ = len(index)
         self.mean_, self.scale_ = mean.astype(np.float32), scale.astype(np.float32)
-        self.weights_, self.train_accuracy_ = self._train((x - mean) / scale, y)
+        x = (x - mean) / scale
+        fitted = [self._train(x, y, int(self.random_state) + k) for k in range(int(self.members))]
+        self.weights_ = {name: np.stack([w[name] for w, _ in fitted]) for name in fitted[0][0]}
+        self.train_accuracy_ = float(np.mean([acc for _, acc in fitted]))
         self.info_ = {}
         return self
 
-    def _train(self, x: np.ndarray, y: np.ndarray) -> tuple[dict, float]:
-        """Keras fit of the classifier; returns the inference weights with batch norm folded in."""
+    def _train(self, x: np.ndarray, y: np.ndarray, seed: int) -> tuple[dict, float]:
+        """Keras fit of one member's classifier; returns its inference weights with batch norm folded in."""
         from unspeech.extras import quiet_tensorflow
 
         quiet_tensorflow()
         import keras
 
-        keras.utils.set_random_seed(int(self.random_state))
+        keras.utils.set_random_seed(seed)
         inputs = keras.Input((x.shape[1],))
         hidden = keras.layers.Dense(int(self.hidden_units), activation="relu", name="hidden")(inputs)
         normed = keras.layers.BatchNormalization(name="hidden_norm")(hidden)
@@ -228,18 +242,48 @@ class SpeakerHead:
 
     @property
     def output_dim(self) -> int:
+        """Size of an output row: ``members * dim``."""
         self._check_fitted()
-        return int(self.weights_["w2"].shape[1])
+        members, _, dim = self.weights_["w2"].shape
+        return int(members * dim)
 
     def transform(self, rows: np.ndarray) -> np.ndarray:
-        """``(n, D)`` rows of one recording (consecutive, one every ``period_frames``) → ``(n, dim)`` float32."""
+        """``(n, D)`` rows of one recording (consecutive, one every ``period_frames``) → ``(n, output_dim)`` float32."""
         self._check_fitted()
         rows = np.asarray(rows, dtype=np.float32)
         if rows.ndim != 2 or rows.shape[1] != self.input_dim_:
             raise DataError(f"the speaker head expects rows of shape (n, {self.input_dim_}), got {rows.shape}")
         x = (stack_rows(rows, int(self.context)) - self.mean_) / self.scale_
         w = self.weights_
-        return (np.maximum(x @ w["w1"] + w["b1"], 0.0) @ w["w2"] + w["b2"]).astype(np.float32)
+        outputs = [np.maximum(x @ w["w1"][k] + w["b1"][k], 0.0) @ w["w2"][k] + w["b2"][k] for k in range(len(w["w1"]))]
+        if len(outputs) == 1:
+            return outputs[0].astype(np.float32)
+        for out in outputs:  # each member weighs the same in a cosine of joined rows
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return np.concatenate(outputs, axis=1).astype(np.float32)
+
+    @classmethod
+    def join(cls, heads: Sequence["SpeakerHead"]) -> "SpeakerHead":
+        """One ensemble of fitted heads trained on the same rows (same context, standardisation and
+        sizes), e.g. heads fitted separately with different seeds; ``members`` is their total."""
+        heads = list(heads)
+        if not heads:
+            raise ConfigError("join() needs at least one fitted head")
+        for head in heads:
+            head._check_fitted()
+        first = heads[0]
+        for head in heads[1:]:
+            if (head.context != first.context or head.input_dim_ != first.input_dim_
+                    or not np.array_equal(head.mean_, first.mean_) or not np.array_equal(head.scale_, first.scale_)
+                    or any(head.weights_[k].shape[1:] != first.weights_[k].shape[1:] for k in first.weights_)):
+                raise DataError("speaker heads to join must be fitted on the same rows with the same sizes")
+        joined = cls(**{**first.get_params(), "members": sum(len(h.weights_["w1"]) for h in heads)})
+        joined.input_dim_, joined.n_classes_ = first.input_dim_, first.n_classes_
+        joined.mean_, joined.scale_ = first.mean_, first.scale_
+        joined.weights_ = {k: np.concatenate([h.weights_[k] for h in heads]) for k in first.weights_}
+        joined.train_accuracy_ = float(np.mean([h.train_accuracy_ for h in heads]))
+        joined.info_ = dict(first.info_)
+        return joined
 
     # ------------------------------------------------------------------ files
 
@@ -272,12 +316,16 @@ class SpeakerHead:
         head.input_dim_, head.n_classes_ = int(meta["input_dim"]), int(meta["n_classes"])
         head.train_accuracy_, head.info_ = float(meta["train_accuracy"]), dict(meta.get("info") or {})
         head.mean_, head.scale_ = arrays.pop("mean"), arrays.pop("scale")
+        if arrays["w1"].ndim == 2:  # a file of one network, as written before ensembles
+            arrays = {name: value[None] for name, value in arrays.items()}
         head.weights_ = arrays
         stacked = head.input_dim_ * (2 * int(head.context) + 1)
         w = head.weights_
-        if (head.mean_.shape != (stacked,) or head.scale_.shape != (stacked,) or w["w1"].ndim != 2
-                or w["w1"].shape[0] != stacked or w["b1"].shape != (w["w1"].shape[1],)
-                or w["w2"].shape[0] != w["w1"].shape[1] or w["b2"].shape != (w["w2"].shape[1],)):
+        m = len(w["w1"])
+        if (head.mean_.shape != (stacked,) or head.scale_.shape != (stacked,) or w["w1"].ndim != 3
+                or w["w1"].shape[1] != stacked or w["b1"].shape != (m, w["w1"].shape[2])
+                or w["w2"].shape[:2] != (m, w["w1"].shape[2]) or w["b2"].shape != (m, w["w2"].shape[2])
+                or m != int(head.members)):
             raise DataError(f"{path}: the speaker head's arrays do not fit together (damaged file?)")
         return head
 
