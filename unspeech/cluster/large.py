@@ -167,7 +167,7 @@ def mutual_reachability_mst(
     del dist, ind, keep
     # scipy's MST reads a zero as "no edge": exact duplicates get a tiny positive weight
     np.maximum(weight, np.finfo(np.float64).tiny, out=weight)
-    index_type = np.int32 if len(cols) < np.iinfo(np.int32).max else np.int64
+    index_type = np.int32 if max(len(cols), n) < np.iinfo(np.int32).max else np.int64
     indptr = np.zeros(n + 1, dtype=index_type)
     np.cumsum(counts, out=indptr[1:])
     graph = csr_matrix((weight, cols.astype(index_type), indptr), shape=(n, n))
