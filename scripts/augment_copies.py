@@ -31,6 +31,7 @@ from scipy.signal import fftconvolve
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from unspeech import audio, datadir  # noqa: E402
+from unspeech.synth import coloured_noise  # noqa: E402
 
 RATE = 16000
 KINDS = ("noise", "babble", "reverb")
@@ -44,12 +45,10 @@ def _at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
     return speech + noise * np.sqrt(_power(speech) / _power(noise) / 10 ** (snr_db / 10))
 
 
-def coloured_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+def random_coloured_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` samples of Gaussian noise through a one-pole low-pass with a random pole in [0, 0.98]."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    w = np.linspace(0.0, np.pi, len(spectrum))
-    spectrum /= np.abs(1.0 - rng.uniform(0.0, 0.98) * np.exp(-1j * w))
-    return np.fft.irfft(spectrum, n=n)
+    white = rng.standard_normal(n)
+    return coloured_noise(white, rng.uniform(0.0, 0.98))
 
 
 def babble(n: int, others: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
@@ -78,7 +77,7 @@ def augment(x: np.ndarray, kind: str, others: list[np.ndarray], rng: np.random.G
     """One copy of the 16 kHz signal ``x`` (float) with ``kind`` added, at the level of ``x``."""
     x = np.asarray(x, dtype=np.float64)
     if kind == "noise":
-        y = _at_snr(x, coloured_noise(len(x), rng), rng.uniform(0.0, 15.0))
+        y = _at_snr(x, random_coloured_noise(len(x), rng), rng.uniform(0.0, 15.0))
     elif kind == "babble":
         y = _at_snr(x, babble(len(x), others, rng), rng.uniform(13.0, 20.0))
     elif kind == "reverb":

@@ -53,6 +53,7 @@ __all__ = [
     "ChannelProfile",
     "SynthSummary",
     "available_engines",
+    "coloured_noise",
     "make_sentence",
     "draw_speakers",
     "synthesize_utterances",
@@ -284,16 +285,21 @@ def _trim_silence(x: np.ndarray, threshold_db: float = -40.0, pad_s: float = 0.0
     return x[max(0, active[0] * hop - pad): min(len(x), (active[-1] + 1) * hop + pad)]
 
 
+def coloured_noise(white: np.ndarray, colour: float) -> np.ndarray:
+    """White noise ``(n,)`` shaped by a one-pole low-pass ``|1 / (1 - colour e^{-jw})|`` in the frequency
+    domain: ``colour`` 0 keeps it white, towards 1 it turns brown (energy at low frequencies)."""
+    spectrum = np.fft.rfft(white)
+    w = np.linspace(0.0, np.pi, len(spectrum))
+    spectrum /= np.abs(1.0 - colour * np.exp(-1j * w))
+    return np.fft.irfft(spectrum, n=len(white))
+
+
 def _apply_noise_and_level(x: np.ndarray, channel: ChannelProfile) -> np.ndarray:
     """Add coloured Gaussian noise at ``channel.snr_db`` and scale to ``channel.peak``."""
     x = x.astype(np.float64)
     if np.isfinite(channel.snr_db):
         rng = np.random.default_rng(channel.noise_seed)
-        # White noise shaped by a one-pole low-pass |1 / (1 - c e^{-jw})|, in the frequency domain.
-        spectrum = np.fft.rfft(rng.standard_normal(len(x)))
-        w = np.linspace(0.0, np.pi, len(spectrum))
-        spectrum /= np.abs(1.0 - channel.noise_color * np.exp(-1j * w))
-        noise = np.fft.irfft(spectrum, n=len(x))
+        noise = coloured_noise(rng.standard_normal(len(x)), channel.noise_color)
         p_speech = float(np.mean(x**2))
         p_noise = float(np.mean(noise**2)) or 1.0
         x = x + noise * np.sqrt(p_speech / p_noise / 10 ** (channel.snr_db / 10))
