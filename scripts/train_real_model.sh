@@ -4,12 +4,14 @@
 #   stage 1  list the corpus (LibriSpeech tree <spk>/<chapter>/<spk>-<chapter>-<n>.flac, or a Kaldi data dir):
 #            wav.scp + utt2spk, without the speakers of $EXCLUDE (held out for evaluation)
 #            and a synthetic corpus for voice and channel variety: 80 TTS speakers x 16 utterances, seed 2025
-#            (the demo data's seed is 2024), each utterance on a channel of its own
+#            (the demo data's seed is 2024), each utterance on a channel of its own; one noisy, babble or
+#            reverberant copy of every real utterance for the speaker head (scripts/augment_copies.py)
 #   stage 2  40-dim Kaldi fbank: the utterances, Kaldi's 3-way speed perturbation (sp0.9-/sp1.1- copies
 #            are new voices to the model), a narrow-band copy (nb8k-: resampled through 8 kHz, as
 #            telephone speech), and the synthetic utterances joined into 2 "sessions" of 8 utterances
 #            per speaker (one TTS sentence is too short for a group of windows; across the joins the
-#            channel changes and the voice does not); the model is never told who speaks
+#            channel changes and the voice does not); the model is never told who speaks; the
+#            augmented copies at the three speeds (for the head only, not the context model)
 #   stage 3  train the context model (unsup_model_neg.py, fixed --max_steps, seed 1)
 #   stage 4  export: config.json + the final checkpoint + train.log + model.onnx into unspeech/models/$NAME,
 #            then fit the speaker head (unspeech train-head: every training item is a class of its own,
