@@ -31,6 +31,7 @@ from scipy.signal import fftconvolve
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from unspeech import audio, datadir  # noqa: E402
+from unspeech.errors import UnspeechError  # noqa: E402
 from unspeech.synth import coloured_noise  # noqa: E402
 
 RATE = 16000
@@ -74,7 +75,8 @@ def room_impulse_response(rng: np.random.Generator) -> np.ndarray:
 
 
 def augment(x: np.ndarray, kind: str, others: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """One copy of the 16 kHz signal ``x`` (float) with ``kind`` added, at the level of ``x``."""
+    """One copy of the 16 kHz signal ``x`` (float) with ``kind`` added, at the level (RMS) of ``x``,
+    scaled down to a peak of 0.9 where it would clip. ``others``: signals for ``babble``."""
     x = np.asarray(x, dtype=np.float64)
     if kind == "noise":
         y = _at_snr(x, random_coloured_noise(len(x), rng), rng.uniform(0.0, 15.0))
@@ -97,19 +99,27 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    entries = datadir.read_wav_scp(args.wav_scp)
-    utt2spk = datadir.read_utt2spk(args.utt2spk) if args.utt2spk else {u: u for u in entries}
-    signals = {}
-    for utt, entry in entries.items():
-        signals[utt] = np.asarray(audio.load_audio(entry, sample_rate=RATE), dtype=np.float64)
+    try:
+        entries = datadir.read_wav_scp(args.wav_scp)
+        utt2spk = datadir.read_utt2spk(args.utt2spk) if args.utt2spk else {u: u for u in entries}
+        missing = sorted(set(entries) - set(utt2spk))
+        if missing:
+            raise UnspeechError(f"{args.utt2spk}: no speaker for utterance {missing[0]} of {args.wav_scp} "
+                                f"({len(missing)} missing)")
+        signals = {utt: np.asarray(audio.load_audio(entry, sample_rate=RATE), dtype=np.float64)
+                   for utt, entry in entries.items()}
+    except UnspeechError as err:  # one line naming the file or utterance, nothing written
+        print(f"augment_copies.py: error: {err}", file=sys.stderr)
+        return 1
     out = Path(args.out_dir)
     (out / "wav").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
     ids = sorted(signals)
     wav_scp, utt2spk_out, kinds = {}, {}, {}
     for utt in ids:
-        kind = KINDS[int(rng.integers(len(KINDS)))]
         others = [signals[o] for o in ids if utt2spk[o] != utt2spk[utt]]
+        kinds_here = KINDS if others else tuple(k for k in KINDS if k != "babble")  # babble needs other voices
+        kind = kinds_here[int(rng.integers(len(kinds_here)))]
         y = augment(signals[utt], kind, others, rng)
         path = out / "wav" / f"aug-{utt}.wav"
         audio.write_audio(path, y.astype(np.float32), RATE)

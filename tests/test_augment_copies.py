@@ -60,3 +60,23 @@ def test_each_kind_changes_the_signal_at_its_level(kind):
     assert y.shape == x.shape and np.isfinite(y).all()
     assert np.mean(y**2) == pytest.approx(np.mean(x**2), rel=1e-6)
     assert np.corrcoef(x, y)[0, 1] < 0.999
+
+
+def test_bad_input_is_one_line_naming_it_and_writes_nothing(tmp_path, capsys):
+    scp = _corpus(tmp_path, n=3)
+    datadir.write_utt2spk(tmp_path / "short_utt2spk", {"u0": "s0", "u1": "s1"})
+    assert augment_copies.main([str(scp), str(tmp_path / "out"), "--utt2spk", str(tmp_path / "short_utt2spk")]) == 1
+    assert "no speaker for utterance u2" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    datadir.write_wav_scp(tmp_path / "bad.scp", {"u0": str(tmp_path / "in" / "gone.wav")})
+    assert augment_copies.main([str(tmp_path / "bad.scp"), str(tmp_path / "out")]) == 1
+    assert "gone.wav" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_one_speaker_gets_no_babble(tmp_path):
+    scp = _corpus(tmp_path, n=4)
+    datadir.write_utt2spk(tmp_path / "one", {f"u{i}": "s0" for i in range(4)})
+    assert augment_copies.main([str(scp), str(tmp_path / "out"), "--utt2spk", str(tmp_path / "one"), "--seed", "1"]) == 0
+    kinds = {fields[0] for fields in datadir.read_table(tmp_path / "out" / "utt2kind", max_split=0).values()}
+    assert kinds and "babble" not in kinds
