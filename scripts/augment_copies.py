@@ -24,6 +24,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from scipy.signal import fftconvolve
@@ -52,7 +53,7 @@ def random_coloured_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     return coloured_noise(white, rng.uniform(0.0, 0.98))
 
 
-def babble(n: int, others: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+def babble(n: int, others: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
     """``n`` samples of 3-6 of ``others`` summed, each from a random offset (looped when short)."""
     out = np.zeros(n)
     for pick in rng.choice(len(others), size=min(len(others), int(rng.integers(3, 7))), replace=False):
@@ -74,7 +75,7 @@ def room_impulse_response(rng: np.random.Generator) -> np.ndarray:
     return rir
 
 
-def augment(x: np.ndarray, kind: str, others: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+def augment(x: np.ndarray, kind: str, others: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
     """One copy of the 16 kHz signal ``x`` (float) with ``kind`` added, at the level (RMS) of ``x``,
     scaled down to a peak of 0.9 where it would clip. ``others``: signals for ``babble``."""
     x = np.asarray(x, dtype=np.float64)
@@ -91,6 +92,19 @@ def augment(x: np.ndarray, kind: str, others: list[np.ndarray], rng: np.random.G
     return y / peak * 0.9 if peak > 0.9 else y
 
 
+class _Loaded:
+    """The signals of utterances ``index`` (positions in the sorted list), read when asked for."""
+
+    def __init__(self, index: np.ndarray, load):
+        self.index, self.load = index, load
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, k) -> np.ndarray:
+        return self.load(int(self.index[k]))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("wav_scp", help="the utterances (Kaldi wav.scp, 16 kHz)")
@@ -99,6 +113,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
+    from unspeech.cluster.outputs import StagedOutputs
+
+    out = Path(args.out_dir)
     try:
         entries = datadir.read_wav_scp(args.wav_scp)
         utt2spk = datadir.read_utt2spk(args.utt2spk) if args.utt2spk else {u: u for u in entries}
@@ -106,29 +123,36 @@ def main(argv=None) -> int:
         if missing:
             raise UnspeechError(f"{args.utt2spk}: no speaker for utterance {missing[0]} of {args.wav_scp} "
                                 f"({len(missing)} missing)")
-        signals = {utt: np.asarray(audio.load_audio(entry, sample_rate=RATE), dtype=np.float64)
-                   for utt, entry in entries.items()}
+        ids = sorted(entries)
+        _, speaker = np.unique([utt2spk[u] for u in ids], return_inverse=True)
+
+        def load(i: int) -> np.ndarray:
+            return np.asarray(audio.load_audio(entries[ids[i]], sample_rate=RATE), dtype=np.float64)
+
+        rng = np.random.default_rng(args.seed)
+        wav_scp, utt2spk_out, kinds = {}, {}, {}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # one utterance in memory at a time (plus the few a babble mixes); the folder appears only when
+        # every copy is written (a bad recording halfway leaves nothing)
+        with StagedOutputs("augment_copies.py run") as staged:
+            tmp = staged.directory(out)
+            (tmp / "wav").mkdir()
+            for i, utt in enumerate(ids):
+                others = _Loaded(np.flatnonzero(speaker != speaker[i]), load)
+                kinds_here = KINDS if len(others) else tuple(k for k in KINDS if k != "babble")  # babble needs other voices
+                kind = kinds_here[int(rng.integers(len(kinds_here)))]
+                y = augment(load(i), kind, others, rng)
+                name = f"aug-{utt}.wav"
+                audio.write_audio(tmp / "wav" / name, y.astype(np.float32), RATE)
+                wav_scp[f"aug-{utt}"] = os.fspath(out / "wav" / name)
+                utt2spk_out[f"aug-{utt}"] = utt2spk[utt]
+                kinds[f"aug-{utt}"] = kind
+            datadir.write_wav_scp(tmp / "wav.scp", wav_scp)
+            datadir.write_utt2spk(tmp / "utt2spk", utt2spk_out)
+            datadir.write_table(tmp / "utt2kind", kinds)
     except UnspeechError as err:  # one line naming the file or utterance, nothing written
         print(f"augment_copies.py: error: {err}", file=sys.stderr)
         return 1
-    out = Path(args.out_dir)
-    (out / "wav").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(args.seed)
-    ids = sorted(signals)
-    wav_scp, utt2spk_out, kinds = {}, {}, {}
-    for utt in ids:
-        others = [signals[o] for o in ids if utt2spk[o] != utt2spk[utt]]
-        kinds_here = KINDS if others else tuple(k for k in KINDS if k != "babble")  # babble needs other voices
-        kind = kinds_here[int(rng.integers(len(kinds_here)))]
-        y = augment(signals[utt], kind, others, rng)
-        path = out / "wav" / f"aug-{utt}.wav"
-        audio.write_audio(path, y.astype(np.float32), RATE)
-        wav_scp[f"aug-{utt}"] = os.fspath(path)
-        utt2spk_out[f"aug-{utt}"] = utt2spk[utt]
-        kinds[f"aug-{utt}"] = kind
-    datadir.write_wav_scp(out / "wav.scp", wav_scp)
-    datadir.write_utt2spk(out / "utt2spk", utt2spk_out)
-    datadir.write_table(out / "utt2kind", kinds)
     counts = {k: sum(v == k for v in kinds.values()) for k in KINDS}
     print(f"{out}: {len(wav_scp)} copies ({', '.join(f'{k} {n}' for k, n in counts.items())})")
     return 0
